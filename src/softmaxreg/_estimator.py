@@ -1,0 +1,269 @@
+"""The scikit-learn estimator: validate, encode labels, build the objective, solve, store."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from ._exceptions import ConvergenceWarning
+from ._objective import Objective
+from ._softmax import log_softmax, softmax
+from ._solvers import SOLVERS, solve
+from ._sources import ArraySource
+
+__all__ = ["SoftmaxRegression"]
+
+_FLOATS = [np.float64, np.float32]
+
+
+class SoftmaxRegression(ClassifierMixin, BaseEstimator):
+    r"""Multinomial logistic (softmax) regression, fitted exactly.
+
+    Minimises the penalised, weighted cross-entropy of ``softmax(W x + b)`` (see the
+    Conventions of ``softmaxreg._objective``): with ``penalty="l2"`` the same optimum as
+    scikit-learn's ``LogisticRegression(C=C)``, including its binary form for two classes.
+
+    Parameters
+    ----------
+    C : float, default=1.0
+        Inverse penalty strength, exactly as in scikit-learn: the objective is
+        ``sum_n s_n CE_n + ||W||^2 / (2 C)`` (intercepts unpenalised).
+    penalty : {"l2", None}, default="l2"
+        ``None`` fits the unpenalised maximum-likelihood model.
+    fit_intercept : bool, default=True
+        Fit one intercept per class.
+    solver : {"auto", "lbfgs", "newton-cg", "newton"}, default="auto"
+        ``"auto"`` takes exact Newton for few parameters and trust-region Newton-CG otherwise.
+    tol : float, default=1e-4
+        Convergence certificate: the max-norm of the gradient falls below
+        ``tol * max(1, |gradient at the start|)``.
+    max_iter : int, default=100
+        Maximum solver iterations; reaching it warns with ``ConvergenceWarning``.
+    class_weight : dict, "balanced" or None, default=None
+        Class weights, multiplied into the sample weights.
+    warm_start : bool, default=False
+        Start from the previous solution when the classes and features are unchanged.
+    verbose : int, default=0
+        If positive, print one line per iteration (loss, gradient norm) to stderr.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels, in their original type.
+    coef_ : ndarray of shape (n_classes, n_features) or (1, n_features)
+        Feature weights; one row (for ``classes_[1]``) when there are two classes. With three
+        or more classes, rows sum to zero.
+    intercept_ : ndarray of shape (n_classes,) or (1,)
+        Intercepts, summing to zero over classes with three or more classes.
+    n_iter_ : ndarray of shape (1,)
+        Solver iterations.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Defined when ``X`` has string column names.
+    result_ : SolverResult
+        The solver's record: certificate, evaluations and per-iteration history.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> X, y = load_iris(return_X_y=True)
+    >>> model = SoftmaxRegression(C=1.0).fit(X, y)
+    >>> model.result_.converged
+    True
+    >>> float(model.score(X, y)) > 0.95
+    True
+    """
+
+    def __init__(
+        self,
+        C=1.0,
+        *,
+        penalty="l2",
+        fit_intercept=True,
+        solver="auto",
+        tol=1e-4,
+        max_iter=100,
+        class_weight=None,
+        warm_start=False,
+        verbose=0,
+    ):
+        self.C = C
+        self.penalty = penalty
+        self.fit_intercept = fit_intercept
+        self.solver = solver
+        self.tol = tol
+        self.max_iter = max_iter
+        self.class_weight = class_weight
+        self.warm_start = warm_start
+        self.verbose = verbose
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+    # -- fitting -------------------------------------------------------------------------
+    def _check_params(self):
+        if self.penalty not in ("l2", None):
+            raise ValueError(f"penalty must be 'l2' or None, got {self.penalty!r}.")
+        if not isinstance(self.C, Real) or not self.C > 0 or not np.isfinite(self.C):
+            raise ValueError(f"C must be a positive finite number, got {self.C!r}.")
+        if not isinstance(self.tol, Real) or not self.tol >= 0:
+            raise ValueError(f"tol must be a non-negative number, got {self.tol!r}.")
+        if not isinstance(self.max_iter, Integral) or self.max_iter < 1:
+            raise ValueError(f"max_iter must be a positive integer, got {self.max_iter!r}.")
+        if self.solver != "auto" and self.solver not in SOLVERS:
+            raise ValueError(
+                f"solver must be one of {['auto', *SOLVERS]}, got {self.solver!r}."
+            )
+
+    def _encode_labels(self, y):
+        check_classification_targets(y)
+        classes, codes = np.unique(y, return_inverse=True)
+        if classes.size < 2:
+            raise ValueError(
+                "SoftmaxRegression needs samples of at least 2 classes in y; "
+                f"got only one class: {classes[0]!r}."
+            )
+        return classes, codes.astype(np.intp)
+
+    def _weights(self, X, codes, sample_weight):
+        sw = _check_sample_weight(sample_weight, X, dtype=X.dtype, ensure_non_negative=True)
+        if self.class_weight is not None:
+            cw = compute_class_weight(
+                self.class_weight, classes=self.classes_, y=self.classes_[codes]
+            )
+            sw = sw * cw[codes].astype(X.dtype)
+        if not np.any(sw > 0):
+            raise ValueError("All sample weights are zero: there is nothing to fit.")
+        return sw
+
+    def _make_objective(self, X, codes, sw) -> Objective:
+        n_classes = self.classes_.size
+        l2 = 1.0 / self.C if self.penalty == "l2" else 0.0
+        # Binary fits are scikit-learn's binary logistic model; unpenalised multiclass fits
+        # fix a reference class so that the Hessian is non-singular (see the Conventions).
+        reference = n_classes == 2 or self.penalty is None
+        source = ArraySource(X, codes, sw, n_classes)
+        return Objective(source, l2=l2, fit_intercept=self.fit_intercept, reference=reference)
+
+    def _initial_coef(self, objective) -> np.ndarray:
+        coef0 = np.zeros(objective.n_coef)
+        if self.warm_start and hasattr(self, "coef_"):
+            previous = self._coef_matrix(objective)
+            if previous is not None:
+                coef0 = previous.ravel()
+        return coef0
+
+    def _coef_matrix(self, objective):
+        """The stored fit in the objective's (R, p) form, if its shape matches."""
+        M = np.hstack([self.coef_, self.intercept_[:, None]]) if self.fit_intercept else self.coef_
+        if objective.reference and M.shape[0] == objective.n_classes:
+            M = M[1:] - M[:1]
+        return M if M.shape == objective.coef_shape else None
+
+    def _progress(self):
+        if not self.verbose:
+            return None
+
+        def callback(coef, row):
+            print(
+                f"iter {row['iter']:4d}  loss {row['loss']:.10g}  |grad| {row['grad_norm']:.3e}",
+                file=sys.stderr,
+            )
+
+        return callback
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data; float32 is fitted in float32, other types in float64.
+        y : array-like of shape (n_samples,)
+            Class labels of any type (strings, integers, booleans).
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative weights; a weight of ``k`` equals repeating the row ``k`` times.
+
+        Returns
+        -------
+        self : SoftmaxRegression
+        """
+        self._check_params()
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc", "coo"], dtype=_FLOATS)
+        self.classes_, codes = self._encode_labels(y)
+        sw = self._weights(X, codes, sample_weight)
+        objective = self._make_objective(X, codes, sw)
+        result = solve(
+            self.solver,
+            objective,
+            self._initial_coef(objective),
+            tol=self.tol,
+            max_iter=self.max_iter,
+            callback=self._progress(),
+        )
+        if not result.converged:
+            warnings.warn(
+                f"SoftmaxRegression did not converge ({result.message}; gradient norm "
+                f"{result.grad_norm:.3g} > {result.gtol:.3g} after {result.n_iter} iterations). "
+                "Increase max_iter, standardise the features, add a penalty (smaller C), "
+                "or try another solver.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        self._store(objective, result, X.dtype)
+        return self
+
+    def _store(self, objective, result, dtype):
+        M = objective.full(result.coef)
+        if objective.n_classes == 2:
+            M = M[1:] - M[:1]
+        else:
+            M = M - M.mean(axis=0)  # softmax is unchanged; rows now sum to zero
+        M = M.astype(dtype)
+        d = objective.n_features
+        self.coef_ = M[:, :d]
+        self.intercept_ = M[:, d] if self.fit_intercept else np.zeros(M.shape[0], dtype=dtype)
+        self.n_iter_ = np.array([result.n_iter])
+        self.result_ = result
+
+    # -- prediction ----------------------------------------------------------------------
+    def _validate_X(self, X):
+        check_is_fitted(self)
+        return validate_data(
+            self, X, reset=False, accept_sparse=["csr", "csc", "coo"], dtype=_FLOATS
+        )
+
+    def _logits(self, X) -> np.ndarray:
+        X = self._validate_X(X)
+        A = np.asarray(X @ self.coef_.T) if sp.issparse(X) else X @ self.coef_.T
+        A = A + self.intercept_
+        if self.classes_.size == 2:
+            return np.hstack([np.zeros_like(A), A])
+        return A
+
+    def decision_function(self, X) -> np.ndarray:
+        """Logits ``W x + b``: shape (n_samples, n_classes), or (n_samples,) for two classes."""
+        A = self._logits(X)
+        return A[:, 1] if self.classes_.size == 2 else A
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities ``softmax(W x + b)``, shape (n_samples, n_classes)."""
+        return softmax(self._logits(X), axis=1)
+
+    def predict_log_proba(self, X) -> np.ndarray:
+        """Log-probabilities, exact where the probabilities underflow."""
+        return log_softmax(self._logits(X), axis=1)
+
+    def predict(self, X) -> np.ndarray:
+        """The most probable class label for each sample."""
+        return self.classes_[np.argmax(self._logits(X), axis=1)]

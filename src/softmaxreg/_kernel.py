@@ -1,0 +1,122 @@
+r"""The per-block kernel: cross-entropy, gradient and Hessian terms of one block of rows.
+
+Pure functions of a :class:`~softmaxreg._sources.Block` and the coefficients in *full* form
+(``W`` of shape (K, d) and intercepts ``b`` of shape (K,) or ``None``), in the dtype of the
+block's ``X``. They return *sum-form* contributions (no division by the weight total, no
+penalty); :class:`~softmaxreg._objective.Objective` sums them over blocks and adds the penalty.
+
+With logits :math:`a_n = W x_n + b + o_n`, probabilities :math:`y_n = \mathrm{softmax}(a_n)`,
+targets :math:`t_n \ge 0` with totals :math:`m_n = \sum_k t_{nk}` and weights :math:`s_n`:
+
+- loss :math:`\sum_n s_n \sum_k t_{nk}(\log\sum_j e^{a_{nj}} - a_{nk})`
+- gradient rows :math:`g_n = s_n (m_n y_n - t_n)`, so :math:`\nabla_{w_j} = \sum_n g_{nj} x_n`
+- Hessian :math:`\sum_n s_n m_n\, y_{nk}(I_{kj} - y_{nj})\, \phi_n \phi_n^T`
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from ._sources import Block
+
+__all__ = ["block_hessian", "block_hessp", "block_loss", "block_loss_grad"]
+
+
+def _logits(block: Block, W: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+    A = np.asarray(block.X @ W.T)
+    if b is not None:
+        A += b
+    if block.offset is not None:
+        A += block.offset
+    return A
+
+
+def _lse(A: np.ndarray) -> np.ndarray:
+    amax = A.max(axis=1)
+    return np.log(np.exp(A - amax[:, None]).sum(axis=1)) + amax
+
+
+def _weighted_ce(block: Block, A: np.ndarray, lse: np.ndarray) -> float:
+    s = block.weights.astype(np.float64)
+    if block.targets.ndim == 1:
+        ce = lse - A[np.arange(A.shape[0]), block.targets]
+        return float(s @ ce.astype(np.float64))
+    T = block.targets
+    ce = block.totals * lse - np.einsum("nk,nk->n", T, A)
+    return float(s @ ce.astype(np.float64))
+
+
+def block_loss(block: Block, W: np.ndarray, b: np.ndarray | None) -> float:
+    """Weighted cross-entropy of one block (sum form)."""
+    A = _logits(block, W, b)
+    return _weighted_ce(block, A, _lse(A))
+
+
+def _curvature_weights(block: Block) -> np.ndarray:
+    """``s_n m_n``: the per-row factor of the Hessian."""
+    m = block.totals
+    return block.weights if m is None else block.weights * m.astype(block.weights.dtype)
+
+
+def block_loss_grad(block: Block, W: np.ndarray, b: np.ndarray | None):
+    """Loss, gradient of ``W`` (K, d), gradient of ``b`` (K,) and probabilities (n_b, K).
+
+    One ``X @ W.T`` and one ``X.T @ G``; the logits buffer is reused for the probabilities.
+    """
+    A = _logits(block, W, b)
+    lse = _lse(A)
+    loss = _weighted_ce(block, A, lse)
+    A -= lse[:, None]
+    P = np.exp(A, out=A)
+    G = P * _curvature_weights(block)[:, None]
+    if block.targets.ndim == 1:
+        G[np.arange(G.shape[0]), block.targets] -= block.weights
+    else:
+        G -= block.weights[:, None] * block.targets
+    gW = np.asarray(block.X.T @ G).T
+    gb = G.sum(axis=0) if b is not None else None
+    return loss, gW, gb, P
+
+
+def block_hessp(block: Block, P: np.ndarray, V: np.ndarray, vb: np.ndarray | None):
+    """Hessian-vector product of one block for the direction ``(V, vb)``, given probabilities.
+
+    ``R = c * (P * dA - P * sum_j P_j dA_j)`` with ``dA = X V^T + vb`` and ``c = s m``;
+    returns ``(R^T X, sum_n R_n)``: two products with ``X`` and no ``exp``.
+    """
+    dA = np.asarray(block.X @ V.T)
+    if vb is not None:
+        dA += vb
+    R = P * dA
+    R -= P * R.sum(axis=1, keepdims=True)
+    R *= _curvature_weights(block)[:, None]
+    hW = np.asarray(block.X.T @ R).T
+    hb = R.sum(axis=0) if vb is not None else None
+    return hW, hb
+
+
+def block_hessian(block: Block, P: np.ndarray, fit_intercept: bool, max_cells: int = 1 << 21):
+    """Full Hessian of one block, shape (K*p, K*p) with p = d + fit_intercept, in float64.
+
+    ``H = sum_n c_n [diag(y_n) - y_n y_n^T] (x) phi_n phi_n^T`` built with all class pairs at
+    once: the ``diag`` part as K weighted Gram matrices, the rank-one part as one
+    ``U^T U`` with ``U_n = sqrt(c_n) (y_n (x) phi_n)``, in sub-blocks of rows of bounded size.
+    """
+    X = block.X.toarray() if sp.issparse(block.X) else np.asarray(block.X)
+    if fit_intercept:
+        X = np.hstack([X, np.ones((X.shape[0], 1), dtype=X.dtype)])
+    n, p = X.shape
+    K = P.shape[1]
+    c = _curvature_weights(block).astype(np.float64)
+    H = np.zeros((K * p, K * p))
+    step = max(1, max_cells // (K * p))
+    for start in range(0, n, step):
+        rows = slice(start, start + step)
+        Phi = X[rows].astype(np.float64)
+        Pc = P[rows].astype(np.float64) * c[rows, None]
+        for k in range(K):
+            H[k * p : (k + 1) * p, k * p : (k + 1) * p] += Phi.T @ (Phi * Pc[:, k : k + 1])
+        U = (np.sqrt(Pc * P[rows])[:, :, None] * Phi[:, None, :]).reshape(Phi.shape[0], K * p)
+        H -= U.T @ U
+    return H

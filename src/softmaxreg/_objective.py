@@ -1,0 +1,190 @@
+r"""The objective of softmax regression as an oracle for the solvers.
+
+Conventions
+-----------
+These conventions hold everywhere in softmaxreg; other docstrings refer to them.
+
+Sizes
+    ``n`` samples, ``d`` features (after the basis map ``phi``), ``K`` classes and
+    ``p = d + fit_intercept`` coefficients per class row.
+Coefficients
+    A 1-D float64 vector ``coef`` of length ``R * p``: the C-order ravel of a matrix of shape
+    ``(R, p)`` whose row ``k`` holds class ``k``'s feature weights followed by its intercept
+    (the last column, when ``fit_intercept``).
+Identifiability
+    *Symmetric* form (``reference=False``, ``R = K``): every class has a row; the L2 penalty
+    makes the feature weights sum to zero over classes at the optimum and solvers keep the
+    (unpenalised) intercepts summing to zero. *Reference* form (``reference=True``,
+    ``R = K - 1``): class 0's logits are fixed at zero (statsmodels ``MNLogit``; for ``K = 2``
+    exactly binary logistic regression). Unpenalised multiclass fits use the reference form,
+    so the Hessian is non-singular, and are centred afterwards.
+Logits and targets
+    :math:`a_{nk} = w_k^T x_n + b_k + o_{nk}` with offsets ``o``; targets :math:`t_n \ge 0`
+    with totals :math:`m_n = \sum_k t_{nk}` (one-of-K targets are stored as class codes).
+Objective (mean form)
+    .. math:: f(W) = \frac{1}{S}\Big[\sum_n s_n \sum_k t_{nk}\,(-\ln y_{nk})
+              + \tfrac12 \sum_k \sum_i \lambda_i W_{ki}^2\Big],\qquad S = \sum_n s_n m_n
+
+    with sample weights ``s_n`` (class weights folded in) and per-column penalty strengths
+    ``lambda_i`` (``1/C`` for features, ``0`` for the intercept). Dividing by ``S`` leaves the
+    optimum unchanged and makes scikit-learn's ``C`` mean exactly the same thing here.
+Derivatives
+    gradient :math:`\frac1S[\sum_n s_n (m_n y_{nj} - t_{nj})\phi_n + \lambda \circ w_j]`;
+    Hessian :math:`\frac1S[\sum_n s_n m_n y_{nk}(I_{kj} - y_{nj})\phi_n\phi_n^T + I_{kj}\,
+    \mathrm{diag}(\lambda)]` (docs/derivation.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from ._kernel import block_hessian, block_hessp, block_loss, block_loss_grad
+
+__all__ = ["Objective"]
+
+
+class Objective:
+    """Penalised, weighted cross-entropy over the blocks of a data source.
+
+    Parameters
+    ----------
+    source : ArraySource or another source (see ``_sources.py``)
+        The data, as blocks.
+    l2 : float or ndarray of shape (n_features,)
+        Penalty strength per feature column (sum form, see Conventions); 0 for none.
+    fit_intercept : bool
+        Whether the last coefficient column is an (unpenalised) intercept.
+    reference : bool
+        Reference-class form (class 0 fixed at zero) instead of the symmetric form.
+    """
+
+    def __init__(self, source, *, l2=0.0, fit_intercept=True, reference=False):
+        self.source = source
+        self.n_classes = source.n_classes
+        self.n_features = source.n_features
+        self.fit_intercept = bool(fit_intercept)
+        self.reference = bool(reference)
+        self.dtype = np.dtype(source.dtype)
+        self.scale = source.weight_sum
+        if not self.scale > 0:
+            raise ValueError("The sample weights sum to zero: there is nothing to fit.")
+        p = self.n_features + self.fit_intercept
+        penalty = np.zeros(p)
+        penalty[: self.n_features] = l2
+        self.penalty = penalty
+        self.coef_shape = (self.n_classes - self.reference, p)
+        self.n_coef = self.coef_shape[0] * p
+
+    # -- packing -------------------------------------------------------------------------
+    def full(self, coef: np.ndarray) -> np.ndarray:
+        """The (K, p) float64 matrix of a coefficient vector, with class 0 zero in reference form."""
+        M = np.asarray(coef, dtype=np.float64).reshape(self.coef_shape)
+        if self.reference:
+            M = np.vstack([np.zeros((1, M.shape[1])), M])
+        return M
+
+    def _split(self, coef):
+        M = self.full(coef).astype(self.dtype, copy=False)
+        d = self.n_features
+        return M[:, :d], (M[:, d] if self.fit_intercept else None)
+
+    def _pack(self, gW, gb, coef) -> np.ndarray:
+        """Sum-form block totals -> mean-form gradient vector, penalty included."""
+        G = gW if gb is None else np.hstack([gW, np.asarray(gb)[:, None]])
+        if self.reference:
+            G = G[1:]
+        G = G.ravel() + (self.penalty * np.asarray(coef).reshape(self.coef_shape)).ravel()
+        return G / self.scale
+
+    def _penalty_value(self, coef) -> float:
+        M = np.asarray(coef).reshape(self.coef_shape)
+        return 0.5 * float(np.sum(self.penalty * M * M))
+
+    def _finish_loss(self, total: float, coef) -> float:
+        f = (float(total) + self._penalty_value(coef)) / self.scale
+        return f if np.isfinite(f) else np.inf
+
+    # -- oracle --------------------------------------------------------------------------
+    def loss(self, coef: np.ndarray) -> float:
+        """Objective value (mean form). Overflowing logits give ``inf``."""
+        W, b = self._split(coef)
+        with np.errstate(over="ignore", invalid="ignore"):
+            (total,) = self.source.map_reduce(lambda blk, i: (block_loss(blk, W, b),))
+        return self._finish_loss(total, coef)
+
+    def loss_grad(self, coef: np.ndarray) -> tuple[float, np.ndarray]:
+        """Objective value and gradient, from one pass over the data."""
+        f, g, _ = self._evaluate(coef, keep_probs=False)
+        return f, g
+
+    def loss_grad_hessp(self, coef: np.ndarray) -> tuple[float, np.ndarray, Callable]:
+        """Value, gradient and a Hessian-vector product closure reusing the probabilities."""
+        return self._evaluate(coef, keep_probs=True)
+
+    def grad_hessp(self, coef: np.ndarray) -> tuple[np.ndarray, Callable]:
+        """Gradient and Hessian-vector product closure at ``coef``."""
+        _, g, hessp = self._evaluate(coef, keep_probs=True)
+        return g, hessp
+
+    def _evaluate(self, coef, keep_probs):
+        W, b = self._split(coef)
+        cache = {} if keep_probs and self.source.is_local else None
+
+        def kernel(blk, i):
+            loss, gW, gb, P = block_loss_grad(blk, W, b)
+            if cache is not None:
+                cache[i] = P
+            return loss, gW, gb
+
+        with np.errstate(over="ignore", invalid="ignore"):
+            total, gW, gb = self.source.map_reduce(kernel)
+        f = self._finish_loss(total, coef)
+        g = self._pack(gW, gb, coef)
+        if not keep_probs:
+            return f, g, None
+        return f, g, self._hessp_closure(W, b, cache)
+
+    def _hessp_closure(self, W, b, cache):
+        def hessp(v: np.ndarray) -> np.ndarray:
+            V, vb = self._split(v)
+
+            def kernel(blk, i):
+                P = cache[i] if cache is not None else block_loss_grad(blk, W, b)[3]
+                return block_hessp(blk, P, V, vb)
+
+            hW, hb = self.source.map_reduce(kernel)
+            return self._pack(hW, hb, v)
+
+        return hessp
+
+    def hessian(self, coef: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        """Value, gradient and the full (n_coef, n_coef) Hessian, for small problems."""
+        W, b = self._split(coef)
+
+        def kernel(blk, i):
+            loss, gW, gb, P = block_loss_grad(blk, W, b)
+            return loss, gW, gb, block_hessian(blk, P, self.fit_intercept)
+
+        with np.errstate(over="ignore", invalid="ignore"):
+            total, gW, gb, H = self.source.map_reduce(kernel)
+        if self.reference:
+            p = self.coef_shape[1]
+            H = H[p:, p:]
+        H = H + np.diag(np.tile(self.penalty, self.coef_shape[0]))
+        return self._finish_loss(total, coef), self._pack(gW, gb, coef), H / self.scale
+
+    def null_space(self) -> np.ndarray:
+        """Orthonormal basis (n_coef, r) of directions along which the objective is constant.
+
+        In symmetric form, adding the same value to every class's unpenalised column (the
+        intercept, or any feature with zero penalty) leaves every softmax unchanged.
+        """
+        if self.reference:
+            return np.zeros((self.n_coef, 0))
+        K, p = self.coef_shape
+        cols = np.flatnonzero(self.penalty == 0)
+        Q = np.zeros((K, p, cols.size))
+        Q[:, cols, np.arange(cols.size)] = 1.0 / np.sqrt(K)
+        return Q.reshape(K * p, cols.size)

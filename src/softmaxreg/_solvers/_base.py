@@ -1,0 +1,147 @@
+"""What every solver shares: the result record, the evaluation counter and the stopping test."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["CountingOracle", "SolverResult", "Stopping"]
+
+
+@dataclass
+class SolverResult:
+    """The outcome of a solver run (one record type for every solver).
+
+    Attributes
+    ----------
+    coef : ndarray of shape (n_coef,)
+        Final coefficients (see the Conventions of ``softmaxreg._objective``).
+    converged : bool
+        ``True`` only if the gradient certificate ``grad_norm <= gtol`` holds at ``coef``.
+    message : str
+        Why the solver stopped.
+    loss : float
+        Objective value at ``coef`` (mean form).
+    grad_norm : float
+        Max-norm of the gradient at ``coef``.
+    gtol : float
+        The gradient threshold that certifies convergence.
+    n_iter, n_fun, n_grad, n_hessp : int
+        Iterations and evaluations of the loss, the gradient and Hessian(-vector) products.
+    history : list of dict
+        One row per iteration: ``iter``, ``loss``, ``grad_norm``, ``step``, ``time``.
+    solver : str
+        Registry name of the solver.
+    """
+
+    coef: np.ndarray
+    converged: bool
+    message: str
+    loss: float
+    grad_norm: float
+    gtol: float
+    n_iter: int
+    n_fun: int
+    n_grad: int
+    n_hessp: int
+    history: list = field(default_factory=list)
+    solver: str = ""
+
+    def __repr__(self) -> str:
+        status = "converged" if self.converged else "NOT converged"
+        return (
+            f"SolverResult({self.solver!r}, {status}: {self.message}; loss={self.loss:.10g}, "
+            f"|grad|_inf={self.grad_norm:.3g} (gtol {self.gtol:.3g}), n_iter={self.n_iter}, "
+            f"evaluations: fun={self.n_fun} grad={self.n_grad} hessp={self.n_hessp})"
+        )
+
+
+class CountingOracle:
+    """Wraps an objective and counts its evaluations; Hessian-vector products are counted too."""
+
+    def __init__(self, objective):
+        self.objective = objective
+        self.n_fun = self.n_grad = self.n_hessp = 0
+
+    def __getattr__(self, name):
+        return getattr(self.objective, name)
+
+    def loss(self, coef):
+        self.n_fun += 1
+        return self.objective.loss(coef)
+
+    def loss_grad(self, coef):
+        self.n_fun += 1
+        self.n_grad += 1
+        return self.objective.loss_grad(coef)
+
+    def _counted(self, hessp: Callable) -> Callable:
+        def counted(v):
+            self.n_hessp += 1
+            return hessp(v)
+
+        return counted
+
+    def loss_grad_hessp(self, coef):
+        self.n_fun += 1
+        self.n_grad += 1
+        f, g, hessp = self.objective.loss_grad_hessp(coef)
+        return f, g, self._counted(hessp)
+
+    def hessian(self, coef):
+        self.n_fun += 1
+        self.n_grad += 1
+        self.n_hessp += 1
+        return self.objective.hessian(coef)
+
+
+class Stopping:
+    """The convergence certificate and the per-iteration history.
+
+    ``gtol = tol * max(1, |g(coef0)|_inf)``: relative to the gradient at the start (so it does
+    not depend on the scale of the features or the weights) and never looser than ``tol``.
+    For float32 data ``tol`` is floored at ``100 * eps(float32)``, the accuracy float32 allows.
+    """
+
+    def __init__(self, oracle, tol, g0, dtype, callback=None):
+        floor = 100 * np.finfo(np.float32).eps if np.dtype(dtype) == np.float32 else 0.0
+        self.gtol = max(tol, floor) * max(1.0, float(np.max(np.abs(g0), initial=0.0)))
+        self.oracle = oracle
+        self.callback = callback
+        self.history: list[dict] = []
+        self._t0 = time.perf_counter()
+
+    def done(self, g) -> bool:
+        return float(np.max(np.abs(g), initial=0.0)) <= self.gtol
+
+    def record(self, coef, loss, g, step) -> bool:
+        """Append a history row and call the callback; returns True if the callback asks to stop."""
+        row = {
+            "iter": len(self.history) + 1,
+            "loss": float(loss),
+            "grad_norm": float(np.max(np.abs(g), initial=0.0)),
+            "step": float(step),
+            "time": time.perf_counter() - self._t0,
+        }
+        self.history.append(row)
+        return bool(self.callback is not None and self.callback(coef, row) is True)
+
+    def result(self, name, coef, loss, g, message, converged=None) -> SolverResult:
+        gnorm = float(np.max(np.abs(g), initial=0.0))
+        return SolverResult(
+            coef=coef,
+            converged=self.done(g) if converged is None else converged,
+            message=message,
+            loss=float(loss),
+            grad_norm=gnorm,
+            gtol=self.gtol,
+            n_iter=len(self.history),
+            n_fun=self.oracle.n_fun,
+            n_grad=self.oracle.n_grad,
+            n_hessp=self.oracle.n_hessp,
+            history=self.history,
+            solver=name,
+        )

@@ -1,0 +1,74 @@
+"""Exact Newton with a Cholesky solve of the full Hessian, for problems with few parameters."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from .._exceptions import SingularHessianWarning
+from ._base import Stopping
+
+__all__ = ["minimize"]
+
+
+def newton_direction(H, g, null_space):
+    """Solve ``H d = -g`` by Cholesky; ``H`` is deflated along the objective's null space.
+
+    Adding ``c Q Q^T`` (``Q`` the orthonormal null-space basis, ``c`` the mean Hessian
+    diagonal) makes the Hessian definite without changing the step, as ``g`` is orthogonal
+    to ``Q``. If the Hessian is still singular (collinear features, unpenalised), warn and take
+    the pseudo-inverse step over the eigenvalues above ``sqrt(eps)`` of the largest.
+    """
+    c = max(float(np.mean(np.diag(H))), 1e-300)
+    Hd = H + c * (null_space @ null_space.T) if null_space.shape[1] else H
+    try:
+        L = np.linalg.cholesky(Hd)
+        d = -np.linalg.solve(L.T, np.linalg.solve(L, g))
+        if np.all(np.isfinite(d)):
+            return d
+    except np.linalg.LinAlgError:
+        pass
+    warnings.warn(
+        "The Hessian is singular (collinear or constant features, or separated classes); "
+        "the Newton step uses its pseudo-inverse. Add a penalty (penalty='l2') or remove "
+        "redundant features for a unique solution.",
+        SingularHessianWarning,
+        stacklevel=4,
+    )
+    evals, evecs = np.linalg.eigh(Hd)
+    keep = evals > np.sqrt(np.finfo(float).eps) * max(evals.max(), 1e-300)
+    return -(evecs[:, keep] / evals[keep]) @ (evecs[:, keep].T @ g)
+
+
+def minimize(oracle, coef0, *, tol, max_iter, callback=None):
+    """Minimise with damped Newton steps (Armijo backtracking from the full step)."""
+    w = np.array(coef0, dtype=np.float64)
+    f, g, H = oracle.hessian(w)
+    stop = Stopping(oracle, tol, g, oracle.dtype, callback)
+    Q = oracle.null_space()
+    message = f"reached max_iter={max_iter}"
+    for _ in range(max_iter):
+        if stop.done(g):
+            message = "gradient norm below gtol"
+            break
+        d = newton_direction(H, g, Q)
+        gd = g @ d
+        t = 1.0
+        while t > 1e-10:
+            fnew = oracle.loss(w + t * d)
+            if fnew <= f + 1e-4 * t * gd:
+                break
+            t *= 0.5
+        else:
+            message = "line search found no decrease: the loss is at its precision limit"
+            break
+        w = w + t * d
+        f, g, H = oracle.hessian(w)
+        if stop.record(w, f, g, t):
+            message = "stopped by callback"
+            break
+    else:
+        if stop.done(g):
+            message = "gradient norm below gtol"
+    return stop.result("newton", w, f, g, message)

@@ -1,0 +1,119 @@
+"""Data sources: where the row blocks of the objective come from.
+
+A source yields :class:`Block` objects and sums a per-block function over them
+(:meth:`ArraySource.map_reduce`). Every source feeds the same kernel (``_kernel.py``), so every
+solver works on every source. Streamed files and Dask partitions implement the same protocol:
+
+``n_samples``, ``n_features``, ``n_classes``, ``dtype``, ``weight_sum``, ``is_local``
+    problem facts (``is_local`` means blocks are evaluated in this process, so per-block state
+    such as probabilities may be cached between oracle calls);
+``map_reduce(fn)``
+    ``sum(fn(block, index) for each block)`` of a tuple of floats/arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["ArraySource", "Block", "default_block_rows", "sum_tuples"]
+
+
+@dataclass(frozen=True)
+class Block:
+    """A block of rows.
+
+    Attributes
+    ----------
+    X : ndarray or scipy.sparse.csr_matrix of shape (n_b, d)
+        Features (the basis expansion ``phi`` already applied, without the bias column).
+    targets : ndarray of shape (n_b,) of int, or (n_b, K) of float
+        Class codes (one-of-K targets) or non-negative target rows.
+    weights : ndarray of shape (n_b,)
+        Sample weights ``s_n`` (class weights already folded in), in the dtype of ``X``.
+    offset : ndarray of shape (n_b, K) or None
+        Fixed per-class terms added to the logits.
+    """
+
+    X: np.ndarray | sp.csr_matrix
+    targets: np.ndarray
+    weights: np.ndarray
+    offset: np.ndarray | None = None
+
+    @property
+    def totals(self) -> np.ndarray | None:
+        """Row totals ``m_n = sum_k t_nk`` for target rows; ``None`` for class codes (m = 1)."""
+        return None if self.targets.ndim == 1 else self.targets.sum(axis=1)
+
+
+def default_block_rows(n_features: int, n_classes: int, itemsize: int = 8) -> int:
+    """Rows per block so that the per-block temporaries stay near 8 MiB."""
+    width = max(n_features, 4 * n_classes, 1)
+    return int(np.clip((8 << 20) // (itemsize * width), 256, 65536))
+
+
+def sum_tuples(parts) -> tuple:
+    """Element-wise sum of an iterable of equal-length tuples (``None`` entries stay ``None``)."""
+    total = None
+    for part in parts:
+        if total is None:
+            total = [None if p is None else np.array(p, dtype=np.float64, copy=True) for p in part]
+        else:
+            for i, p in enumerate(part):
+                if p is not None:
+                    total[i] += p
+    if total is None:
+        raise ValueError("The data source yielded no blocks: there are no samples to fit.")
+    return tuple(total)
+
+
+class ArraySource:
+    """In-memory dense or CSR data, sliced into row blocks (no copies of ``X``).
+
+    Parameters
+    ----------
+    X : ndarray or scipy.sparse matrix of shape (n_samples, n_features)
+        Validated, finite, float32 or float64 features.
+    targets : ndarray of shape (n_samples,) of int or (n_samples, n_classes) of float
+    weights : ndarray of shape (n_samples,)
+    n_classes : int
+    offset : ndarray of shape (n_samples, n_classes), optional
+    block_rows : int, optional
+        Rows per block; by default :func:`default_block_rows`.
+    """
+
+    is_local = True
+
+    def __init__(self, X, targets, weights, n_classes, offset=None, block_rows=None):
+        self.X = X.tocsr() if sp.issparse(X) else X
+        self.targets = targets
+        self.weights = np.asarray(weights, dtype=X.dtype)
+        self.offset = offset
+        self.n_classes = int(n_classes)
+        self.n_samples, self.n_features = X.shape
+        self.dtype = X.dtype
+        self.block_rows = block_rows or default_block_rows(
+            self.n_features, self.n_classes, X.dtype.itemsize
+        )
+        totals = 1.0 if targets.ndim == 1 else targets.sum(axis=1)
+        self.weight_sum = float(np.sum(self.weights * totals, dtype=np.float64))
+
+    @property
+    def is_sparse(self) -> bool:
+        return sp.issparse(self.X)
+
+    def blocks(self) -> Iterator[Block]:
+        for start in range(0, self.n_samples, self.block_rows):
+            rows = slice(start, start + self.block_rows)
+            yield Block(
+                self.X[rows],
+                self.targets[rows],
+                self.weights[rows],
+                None if self.offset is None else self.offset[rows],
+            )
+
+    def map_reduce(self, fn: Callable[[Block, int], tuple]) -> tuple:
+        return sum_tuples(fn(block, i) for i, block in enumerate(self.blocks()))
