@@ -79,7 +79,7 @@ class Objective:
 
     # -- packing -------------------------------------------------------------------------
     def full(self, coef: np.ndarray) -> np.ndarray:
-        """The (K, p) float64 matrix of a coefficient vector, with class 0 zero in reference form."""
+        """The (K, p) float64 matrix of ``coef``; class 0 is a zero row in reference form."""
         M = np.asarray(coef, dtype=np.float64).reshape(self.coef_shape)
         if self.reference:
             M = np.vstack([np.zeros((1, M.shape[1])), M])

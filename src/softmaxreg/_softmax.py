@@ -109,7 +109,7 @@ def log_softmax(a, axis: int = -1) -> np.ndarray:
 
 
 def softmax_jacobian(y) -> np.ndarray:
-    r"""Jacobian of the softmax from its output: :math:`\partial y_k/\partial a_j = y_k(I_{kj} - y_j)`.
+    r"""Softmax Jacobian from its output: :math:`\partial y_k/\partial a_j = y_k(I_{kj} - y_j)`.
 
     Parameters
     ----------

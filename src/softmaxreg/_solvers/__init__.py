@@ -31,5 +31,6 @@ def solve(name, objective, coef0, *, tol, max_iter, callback=None) -> SolverResu
         name = choose_solver(objective)
     if name not in SOLVERS:
         raise ValueError(f"Unknown solver {name!r}; choose one of {['auto', *SOLVERS]}.")
-    return SOLVERS[name](CountingOracle(objective), coef0, tol=tol, max_iter=max_iter,
-                         callback=callback)
+    return SOLVERS[name](
+        CountingOracle(objective), coef0, tol=tol, max_iter=max_iter, callback=callback
+    )

@@ -1,4 +1,7 @@
-"""A strong-Wolfe line search on the fused loss-and-gradient oracle (Nocedal & Wright, Alg. 3.5/3.6)."""
+"""A strong-Wolfe line search on the fused loss-and-gradient oracle.
+
+Nocedal & Wright, *Numerical Optimization*, Algorithms 3.5 and 3.6.
+"""
 
 from __future__ import annotations
 

@@ -16,13 +16,13 @@ def _two_loop(g, S, Y):
     """``H g`` for the L-BFGS inverse-Hessian estimate from the pairs ``(s_i, y_i)``."""
     q = g.copy()
     alphas = []
-    for s, y in zip(reversed(S), reversed(Y)):
+    for s, y in zip(reversed(S), reversed(Y), strict=True):
         a = (s @ q) / (y @ s)
         alphas.append(a)
         q -= a * y
     if S:
         q *= (S[-1] @ Y[-1]) / (Y[-1] @ Y[-1])
-    for (s, y), a in zip(zip(S, Y), reversed(alphas)):
+    for (s, y), a in zip(zip(S, Y, strict=True), reversed(alphas), strict=True):
         q += (a - (y @ q) / (y @ s)) * s
     return q
 
