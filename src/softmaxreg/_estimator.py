@@ -18,6 +18,12 @@ from ._objective import Objective
 from ._softmax import log_softmax, softmax
 from ._solvers import SOLVERS, solve
 from ._sources import ArraySource
+from ._targets import (
+    is_target_matrix,
+    target_class_weights,
+    validate_offset,
+    validate_targets,
+)
 
 __all__ = ["SoftmaxRegression"]
 
@@ -146,13 +152,13 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             raise ValueError("All sample weights are zero: there is nothing to fit.")
         return sw
 
-    def _make_objective(self, X, codes, sw) -> Objective:
+    def _make_objective(self, X, codes, sw, offset=None) -> Objective:
         n_classes = self.classes_.size
         l2 = 1.0 / self.C if self.penalty == "l2" else 0.0
         # Binary fits are scikit-learn's binary logistic model; unpenalised multiclass fits
         # fix a reference class so that the Hessian is non-singular (see the Conventions).
         reference = n_classes == 2 or self.penalty is None
-        source = ArraySource(X, codes, sw, n_classes)
+        source = ArraySource(X, codes, sw, n_classes, offset=offset)
         return Objective(source, l2=l2, fit_intercept=self.fit_intercept, reference=reference)
 
     def _initial_coef(self, objective) -> np.ndarray:
@@ -182,27 +188,51 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
 
         return callback
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, *, classes=None, offset=None):
         """Fit the model.
 
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data; float32 is fitted in float32, other types in float64.
-        y : array-like of shape (n_samples,)
-            Class labels of any type (strings, integers, booleans).
+        y : array-like of shape (n_samples,) or (n_samples, n_classes)
+            Class labels of any type (strings, integers, booleans), or a matrix of
+            non-negative targets with ``n_classes >= 2`` columns: rows summing to one are
+            class probabilities, other rows are counts (a count row equals its trials as
+            one-hot rows; its total acts as a weight). A column vector of shape
+            (n_samples, 1) is raveled to labels with a ``DataConversionWarning``.
         sample_weight : array-like of shape (n_samples,), optional
             Non-negative weights; a weight of ``k`` equals repeating the row ``k`` times.
+            With a target matrix, row ``n`` counts ``sample_weight[n] * sum_k y[n, k]``.
+        classes : array-like of shape (n_classes,), optional
+            Labels of the target matrix's columns, in column order (``classes_``);
+            default ``0..n_classes-1``. Only with a target matrix.
+        offset : array-like of shape (n_samples, n_classes), optional
+            Fixed terms added to the logits, never penalised. For two classes also shape
+            (n_samples,): an offset of the binary logit ``log(p_1 / p_0)``, the shape of
+            ``decision_function``. Pass it to the prediction methods too.
 
         Returns
         -------
         self : SoftmaxRegression
         """
         self._check_params()
-        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc", "coo"], dtype=_FLOATS)
-        self.classes_, codes = self._encode_labels(y)
-        sw = self._weights(X, codes, sample_weight)
-        objective = self._make_objective(X, codes, sw)
+        if is_target_matrix(y):
+            X = validate_data(self, X, accept_sparse=["csr", "csc", "coo"], dtype=_FLOATS)
+            self.classes_, codes = validate_targets(y, X.shape[0], classes, X.dtype)
+            codes = target_class_weights(self.class_weight, self.classes_, codes)
+            sw = _check_sample_weight(sample_weight, X, dtype=X.dtype, ensure_non_negative=True)
+        else:
+            if classes is not None:
+                raise ValueError(
+                    "classes= names the columns of a target matrix y; "
+                    "with 1-D labels the classes are np.unique(y)."
+                )
+            X, y = validate_data(self, X, y, accept_sparse=["csr", "csc", "coo"], dtype=_FLOATS)
+            self.classes_, codes = self._encode_labels(y)
+            sw = self._weights(X, codes, sample_weight)
+        offset = validate_offset(offset, X.shape[0], self.classes_.size, X.dtype)
+        objective = self._make_objective(X, codes, sw, offset)
         result = solve(
             self.solver,
             objective,
@@ -243,27 +273,33 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             self, X, reset=False, accept_sparse=["csr", "csc", "coo"], dtype=_FLOATS
         )
 
-    def _logits(self, X) -> np.ndarray:
+    def _logits(self, X, offset=None) -> np.ndarray:
         X = self._validate_X(X)
         A = np.asarray(X @ self.coef_.T) if sp.issparse(X) else X @ self.coef_.T
         A = A + self.intercept_
         if self.classes_.size == 2:
-            return np.hstack([np.zeros_like(A), A])
-        return A
+            A = np.hstack([np.zeros_like(A), A])
+        offset = validate_offset(offset, X.shape[0], self.classes_.size, A.dtype)
+        return A if offset is None else A + offset
 
-    def decision_function(self, X) -> np.ndarray:
-        """Logits ``W x + b``: shape (n_samples, n_classes), or (n_samples,) for two classes."""
-        A = self._logits(X)
-        return A[:, 1] if self.classes_.size == 2 else A
+    def decision_function(self, X, offset=None) -> np.ndarray:
+        """Logits ``W x + b + offset``: shape (n_samples, n_classes), or (n_samples,) for two
+        classes (the logit difference of ``classes_[1]`` over ``classes_[0]``).
 
-    def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities ``softmax(W x + b)``, shape (n_samples, n_classes)."""
-        return softmax(self._logits(X), axis=1)
+        ``offset`` (optional) has the shape described in :meth:`fit`.
+        """
+        A = self._logits(X, offset)
+        return A[:, 1] - A[:, 0] if self.classes_.size == 2 else A
 
-    def predict_log_proba(self, X) -> np.ndarray:
-        """Log-probabilities, exact where the probabilities underflow."""
-        return log_softmax(self._logits(X), axis=1)
+    def predict_proba(self, X, offset=None) -> np.ndarray:
+        """Class probabilities ``softmax(W x + b + offset)``, shape (n_samples, n_classes)."""
+        return softmax(self._logits(X, offset), axis=1)
 
-    def predict(self, X) -> np.ndarray:
-        """The most probable class label for each sample."""
-        return self.classes_[np.argmax(self._logits(X), axis=1)]
+    def predict_log_proba(self, X, offset=None) -> np.ndarray:
+        """Log-probabilities, exact where the probabilities underflow; ``offset`` as in fit."""
+        return log_softmax(self._logits(X, offset), axis=1)
+
+    def predict(self, X, offset=None) -> np.ndarray:
+        """The most probable class label for each sample; ``offset`` as in :meth:`fit`."""
+        A = self._logits(X, offset)  # first: raises NotFittedError before classes_ is read
+        return self.classes_[np.argmax(A, axis=1)]
