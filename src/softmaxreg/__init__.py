@@ -5,21 +5,30 @@ The public API: the estimator, the softmax numerics, the solver registry and the
 
 from ._estimator import SoftmaxRegression
 from ._exceptions import ConvergenceWarning, SeparationWarning, SingularHessianWarning
+from ._modelfile import ModelFileError, load_model, save_model
 from ._softmax import log_softmax, logsumexp, softmax, softmax_jacobian
 from ._solvers import SOLVERS, SolverResult
 
 __version__ = "0.1.0"
 
+#: The names the issue uses: ``softmaxreg.save(model, path)``, ``softmaxreg.load(path)``.
+save, load = save_model, load_model
+
 __all__ = [
     "SOLVERS",
     "ConvergenceWarning",
+    "ModelFileError",
     "SeparationWarning",
     "SingularHessianWarning",
     "SoftmaxRegression",
     "SolverResult",
     "__version__",
+    "load",
+    "load_model",
     "log_softmax",
     "logsumexp",
+    "save",
+    "save_model",
     "softmax",
     "softmax_jacobian",
 ]

@@ -1,0 +1,659 @@
+"""Safe model files: a zip of JSON and ``.npy`` entries with a checksummed manifest; never pickle.
+
+File layout (format version 1)
+------------------------------
+A zip archive whose entries are all *stored* (uncompressed, so no decompression bombs):
+
+``manifest.json``
+    ``{"format": "softmaxreg-model", "format_version": 1, "softmaxreg_version": ...,
+    "entries": {name: {"sha256": ..., "size": ...}}}``: every other entry with its checksum.
+``model.json``
+    The estimator: constructor parameters, classes (with their original type), feature names,
+    the solver record (without its arrays), fitted scalars, metadata, and a table of the arrays
+    (entry name, dtype, shape).
+``arrays/*.npy``
+    ``coef_``, ``intercept_``, the solver's coefficients, other numeric fitted arrays and the
+    fitted basis state; read with ``allow_pickle=False`` and checked against the table.
+
+Loading never runs code from the file: no pickle, no ``eval``, object arrays refused, entry
+names checked (no ``..``, absolute paths or symlinks), every entry's SHA-256 verified, shapes
+checked against each other. Any problem raises :class:`ModelFileError` (a ``ValueError``).
+Each format version keeps its own loader in ``_LOADERS``, so old files keep loading.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import re
+import stat
+import tempfile
+import warnings
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["FORMAT_VERSION", "ModelFileError", "atomic_write", "load_model", "save_model"]
+
+FORMAT_NAME = "softmaxreg-model"
+FORMAT_VERSION = 1
+_MANIFEST = "manifest.json"
+_MODEL = "model.json"
+_ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed, so the same model always gives the same bytes
+_ARRAY_KINDS = "biuf"  # bool, signed and unsigned integers, floats: never objects
+_CLASS_KINDS = "biufUO"
+_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,99}$")
+_ATTR_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,99}_$")
+# Fitted attributes handled explicitly; any other public ``name_`` attribute is saved generically.
+_KNOWN = {
+    "classes_",
+    "coef_",
+    "intercept_",
+    "n_iter_",
+    "n_features_in_",
+    "feature_names_in_",
+    "result_",
+    "basis_",
+    "model_metadata_",
+}
+# What a damaged or hostile file can make the standard library or NumPy raise while reading.
+_READ_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    EOFError,
+    OSError,
+    ValueError,
+    KeyError,
+    TypeError,
+    IndexError,
+    OverflowError,
+    NotImplementedError,
+    UnicodeDecodeError,
+    RecursionError,
+)
+
+
+class ModelFileError(ValueError):
+    """A model file is damaged, tampered with, of an unknown version or not a model file."""
+
+
+# -- atomic writes ---------------------------------------------------------------------------
+@contextlib.contextmanager
+def atomic_write(path, mode: str = "wb"):
+    """Open a temporary file next to ``path``; on success move it over ``path`` (``os.replace``).
+
+    On any exception the temporary file is removed and ``path`` is left as it was.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The destination.
+    mode : {"wb", "w"}
+        Binary or text (UTF-8) mode.
+    """
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise FileNotFoundError(
+            f"Cannot write {str(path)!r}: directory {str(directory)!r} does not exist."
+        )
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+# -- tagged JSON values ------------------------------------------------------------------------
+class _Unencodable(TypeError):
+    pass
+
+
+def _enc(value):
+    """A JSON value for ``value``; tuples, non-string dict keys and non-finite floats are tagged."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, np.generic) and value.dtype.kind in "biufU":
+        value = value.item()
+        return _enc(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return value if np.isfinite(value) else {"$float": repr(value)}
+    if isinstance(value, list):
+        return [_enc(v) for v in value]
+    if isinstance(value, tuple):
+        return {"$tuple": [_enc(v) for v in value]}
+    if isinstance(value, dict):
+        if all(isinstance(k, str) and not k.startswith("$") for k in value):
+            return {k: _enc(v) for k, v in value.items()}
+        return {"$dict": [[_enc(k), _enc(v)] for k, v in value.items()]}
+    raise _Unencodable(f"{type(value).__name__} is not JSON-encodable")
+
+
+def _dec(value):
+    """Inverse of :func:`_enc`; raises ``ValueError`` on anything it did not write."""
+    if value is None or isinstance(value, (bool, str, int, float)):
+        return value
+    if isinstance(value, list):
+        return [_dec(v) for v in value]
+    if isinstance(value, dict):
+        if len(value) == 1 and "$float" in value:
+            if value["$float"] not in ("nan", "inf", "-inf"):
+                raise ValueError(f"bad tagged float {value['$float']!r}")
+            return float(value["$float"])
+        if len(value) == 1 and "$tuple" in value:
+            return tuple(_dec(v) for v in _typed(value["$tuple"], list, "$tuple"))
+        if len(value) == 1 and "$dict" in value:
+            return {_hashable(_dec(k)): _dec(v) for k, v in _typed(value["$dict"], list, "$dict")}
+        if any(k.startswith("$") for k in value):
+            raise ValueError(f"unknown tag in {sorted(value)!r}")
+        return {k: _dec(v) for k, v in value.items()}
+    raise ValueError(f"unexpected JSON value of type {type(value).__name__}")
+
+
+def _hashable(key):
+    if isinstance(key, (list, dict)):
+        raise ValueError("a dict key in the file is not hashable")
+    return key
+
+
+def _typed(value, kind, what):
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ValueError(f"{what} should be of type {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _json_bytes(obj) -> bytes:
+    return json.dumps(obj, allow_nan=False, sort_keys=True, indent=1).encode("utf-8")
+
+
+def _reject_constant(name):
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+def _json_load(data: bytes):
+    return json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+
+
+# -- saving --------------------------------------------------------------------------------
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.asarray(array), allow_pickle=False)
+    return buf.getvalue()
+
+
+class _Writer:
+    """Collects the entries of a model file and the array table of ``model.json``."""
+
+    def __init__(self):
+        self.entries: dict[str, bytes] = {}
+        self.table: dict[str, dict] = {}
+
+    def array(self, key: str, array) -> str:
+        array = np.asarray(array)
+        if array.dtype.kind not in _ARRAY_KINDS:
+            raise _Unencodable(f"array {key!r} has dtype {array.dtype}, not a numeric dtype")
+        name = f"arrays/{key}.npy"
+        self.entries[name] = _npy_bytes(array)
+        self.table[key] = {"entry": name, "dtype": array.dtype.str, "shape": list(array.shape)}
+        return key
+
+
+def _encode_classes(classes: np.ndarray) -> dict:
+    classes = np.asarray(classes)
+    if classes.dtype.kind not in _CLASS_KINDS:
+        raise ModelFileError(f"Cannot save class labels of dtype {classes.dtype}.")
+    if classes.dtype.kind == "O":
+        values = []
+        for c in classes.tolist():
+            if isinstance(c, np.generic):
+                c = c.item()
+            if not isinstance(c, (str, int, float, bool)):
+                raise ModelFileError(
+                    f"Cannot save class label {c!r} of type {type(c).__name__}: model files "
+                    "hold str, int, bool and float labels."
+                )
+            values.append(_enc(c))
+        return {"dtype": "object", "values": values}
+    return {"dtype": classes.dtype.str, "values": [_enc(c) for c in classes.tolist()]}
+
+
+def _encode_params(model) -> tuple[dict, list]:
+    params, skipped = {}, []
+    for name, value in model.get_params(deep=False).items():
+        try:
+            params[name] = _enc(value)
+        except _Unencodable:
+            skipped.append(name)
+    return params, skipped
+
+
+def _encode_result(result, writer: _Writer) -> dict | None:
+    if result is None or not dataclasses.is_dataclass(result):
+        return None
+    fields = {}
+    for field in dataclasses.fields(result):
+        value = getattr(result, field.name)
+        try:
+            if isinstance(value, np.ndarray):
+                fields[field.name] = {"$array": writer.array(f"result.{field.name}", value)}
+            else:
+                fields[field.name] = _enc(value)
+        except _Unencodable:
+            continue  # a solver-specific extra that is not plain data: not needed to predict
+    return fields
+
+
+def _encode_extras(model, writer: _Writer) -> tuple[dict, list]:
+    """Other public fitted attributes (``name_``): numeric arrays or JSON values."""
+    extras, skipped = {}, []
+    for name, value in sorted(vars(model).items()):
+        if name in _KNOWN or not _ATTR_RE.match(name):
+            continue
+        try:
+            if isinstance(value, np.ndarray):
+                extras[name] = {"$array": writer.array(f"attr.{name}", value)}
+            else:
+                extras[name] = _enc(value)
+        except _Unencodable:
+            skipped.append(name)
+    return extras, skipped
+
+
+def _encode_basis(basis, writer: _Writer) -> dict:
+    try:
+        from . import _basis
+    except ImportError as exc:
+        raise ModelFileError(
+            "This model has a fitted basis (basis_), but this softmaxreg cannot save bases "
+            "(softmaxreg._basis is missing)."
+        ) from exc
+    state, arrays = _basis.basis_to_state(basis)
+    keys = {}
+    for key, array in arrays.items():
+        if not _NAME_RE.match(key):
+            raise ModelFileError(f"Basis array name {key!r} is not a plain name.")
+        keys[key] = writer.array(f"basis.{key}", array)
+    return {"state": _enc(state), "arrays": keys}
+
+
+def _model_document(model, metadata, writer: _Writer) -> dict:
+    import sklearn
+
+    from . import __version__
+
+    params, skipped_params = _encode_params(model)
+    extras, skipped_attrs = _encode_extras(model, writer)
+    for name, what in [(n, "constructor parameter") for n in skipped_params] + [
+        (n, "fitted attribute") for n in skipped_attrs
+    ]:
+        warnings.warn(
+            f"The {what} {name!r} is not plain data and is not saved in the model file.",
+            UserWarning,
+            stacklevel=4,
+        )
+    names = getattr(model, "feature_names_in_", None)
+    basis = getattr(model, "basis_", None)
+    return {
+        "estimator": type(model).__name__,
+        "params": params,
+        "classes": _encode_classes(model.classes_),
+        "n_features_in": int(model.n_features_in_),
+        "feature_names": None if names is None else [str(n) for n in names],
+        "coef": writer.array("coef_", model.coef_),
+        "intercept": writer.array("intercept_", model.intercept_),
+        "n_iter": [int(i) for i in np.ravel(getattr(model, "n_iter_", []))],
+        "result": _encode_result(getattr(model, "result_", None), writer),
+        "extras": extras,
+        "basis": None if basis is None else _encode_basis(basis, writer),
+        "metadata": metadata,
+        "not_saved": skipped_params + skipped_attrs,
+        "created_with": {
+            "softmaxreg": __version__,
+            "numpy": np.__version__,
+            "scikit-learn": sklearn.__version__,
+        },
+    }
+
+
+def _check_metadata(metadata) -> dict:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise TypeError(f"metadata must be a dict of JSON values, got {type(metadata).__name__}.")
+    try:
+        return json.loads(json.dumps(metadata, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"metadata must hold only JSON values (str, finite numbers, bool, None, lists and "
+            f"dicts with string keys): {exc}"
+        ) from exc
+
+
+def save_model(model, path, *, metadata: dict | None = None) -> None:
+    """Save a fitted :class:`SoftmaxRegression` to a safe, checksummed model file.
+
+    The file is a zip of JSON and ``.npy`` entries (see the module docstring); it is written
+    atomically, so a crash leaves any previous file at ``path`` intact.
+
+    Parameters
+    ----------
+    model : SoftmaxRegression
+        A fitted estimator.
+    path : str or path-like
+        Destination file (any extension; ``.smr`` is customary).
+    metadata : dict, optional
+        JSON values stored with the model and returned as ``model_metadata_`` by
+        :func:`load_model`. Defaults to the model's own ``model_metadata_``, if any.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> from sklearn.datasets import load_iris
+    >>> from softmaxreg import SoftmaxRegression, load_model, save_model
+    >>> X, y = load_iris(return_X_y=True)
+    >>> model = SoftmaxRegression().fit(X, y)
+    >>> path = os.path.join(tempfile.mkdtemp(), "iris.smr")
+    >>> save_model(model, path, metadata={"dataset": "iris"})
+    >>> loaded = load_model(path)
+    >>> bool((loaded.predict_proba(X) == model.predict_proba(X)).all())
+    True
+    >>> loaded.model_metadata_
+    {'dataset': 'iris'}
+    """
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(model)
+    if metadata is None:
+        metadata = getattr(model, "model_metadata_", None)
+    metadata = _check_metadata(metadata)
+    writer = _Writer()
+    try:
+        document = _model_document(model, metadata, writer)
+    except _Unencodable as exc:
+        raise ModelFileError(f"Cannot save this model: {exc}.") from exc
+    document["arrays"] = writer.table
+    entries = {_MODEL: _json_bytes(document), **writer.entries}
+    _write_zip(path, entries)
+
+
+def _write_zip(path, entries: dict[str, bytes]) -> None:
+    from . import __version__
+
+    manifest = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "softmaxreg_version": __version__,
+        "entries": {
+            name: {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+            for name, data in entries.items()
+        },
+    }
+    with atomic_write(path, "wb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as zf:
+        for name, data in [(_MANIFEST, _json_bytes(manifest)), *entries.items()]:
+            info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
+            info.external_attr = (stat.S_IFREG | 0o644) << 16
+            zf.writestr(info, data)
+
+
+# -- loading -------------------------------------------------------------------------------
+def _check_member(info: zipfile.ZipInfo, seen: set) -> None:
+    name = info.filename
+    parts = name.split("/")
+    if (
+        not name
+        or name.startswith(("/", "\\"))
+        or "\\" in name
+        or ":" in name
+        or any(p in ("", ".", "..") for p in parts)
+    ):
+        raise ModelFileError(f"Unsafe entry name {name!r} in the model file (path traversal).")
+    mode = info.external_attr >> 16
+    if stat.S_ISLNK(mode) or info.is_dir():
+        raise ModelFileError(f"Entry {name!r} in the model file is a link or a directory.")
+    if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
+        raise ModelFileError(f"Entry {name!r} is compressed or encrypted; model files are not.")
+    if name in seen:
+        raise ModelFileError(f"Entry {name!r} appears twice in the model file.")
+    seen.add(name)
+
+
+def _not_a_model(data: bytes, path) -> ModelFileError:
+    if data[:1] == b"\x80" or data[:1] in (b"(", b"c", b"]", b"}"):
+        return ModelFileError(
+            f"{str(path)!r} looks like a Python pickle, not a softmaxreg model file; softmaxreg "
+            "never loads pickles (they can run arbitrary code)."
+        )
+    return ModelFileError(f"{str(path)!r} is not a softmaxreg model file (not a zip archive).")
+
+
+def _open_archive(data: bytes, path) -> dict[str, bytes]:
+    """The verified entries of a model file (manifest checked, checksums verified)."""
+    if not data.startswith(b"PK\x03\x04"):
+        raise _not_a_model(data, path)
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        infos = zf.infolist()
+        seen: set = set()
+        for info in infos:
+            _check_member(info, seen)
+        if _MANIFEST not in seen:
+            raise ModelFileError(f"{str(path)!r} has no manifest: not a softmaxreg model file.")
+        manifest = _check_manifest(_json_load(zf.read(_MANIFEST)), path)
+        listed = set(manifest["entries"])
+        if seen != listed | {_MANIFEST}:
+            extra, missing = sorted(seen - listed - {_MANIFEST}), sorted(listed - seen)
+            raise ModelFileError(
+                f"The model file's entries do not match its manifest (unexpected: {extra}, "
+                f"missing: {missing})."
+            )
+        entries = {}
+        for name, expected in manifest["entries"].items():
+            blob = zf.read(name)
+            if hashlib.sha256(blob).hexdigest() != expected.get("sha256"):
+                raise ModelFileError(f"Checksum mismatch for entry {name!r}: the file is damaged.")
+            entries[name] = blob
+    entries[_MANIFEST] = manifest
+    return entries
+
+
+def _check_manifest(manifest, path) -> dict:
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        raise ModelFileError(f"{str(path)!r} is not a softmaxreg model file (unknown format).")
+    version = manifest.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ModelFileError(f"Invalid format version {version!r} in the model file.")
+    if version > FORMAT_VERSION:
+        from . import __version__
+
+        raise ModelFileError(
+            f"This model file was made by a newer softmaxreg "
+            f"({manifest.get('softmaxreg_version')!r}, format version {version}); this "
+            f"softmaxreg {__version__} reads format versions up to {FORMAT_VERSION}. "
+            "Upgrade softmaxreg to load it."
+        )
+    if version not in _LOADERS:
+        raise ModelFileError(f"Unknown model file format version {version}.")
+    entries = manifest.get("entries")
+    if not isinstance(entries, dict) or not all(isinstance(e, dict) for e in entries.values()):
+        raise ModelFileError("The model file's manifest has no valid entry table.")
+    return manifest
+
+
+def load_model(path):
+    """Load a model saved by :func:`save_model`, verifying it; never runs code from the file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The model file.
+
+    Returns
+    -------
+    model : SoftmaxRegression
+        The fitted estimator, with ``model_metadata_`` (a dict, ``{}`` if none was saved).
+        Its ``predict_proba`` is bit-identical to the saved model's.
+
+    Raises
+    ------
+    ModelFileError
+        The file is damaged (checksum, truncation), tampered with (unsafe entries,
+        inconsistent shapes), made by a newer softmaxreg, or not a model file at all.
+    FileNotFoundError
+        There is no file at ``path``.
+    """
+    data = Path(path).read_bytes()
+    try:
+        entries = _open_archive(data, path)
+        version = entries[_MANIFEST]["format_version"]
+        return _LOADERS[version](entries)
+    except ModelFileError:
+        raise
+    except _READ_ERRORS as exc:
+        raise ModelFileError(
+            f"{str(path)!r} is damaged or truncated and cannot be read as a softmaxreg model "
+            f"file ({type(exc).__name__}: {exc})."
+        ) from exc
+
+
+# -- format version 1 ------------------------------------------------------------------------
+class _V1Reader:
+    """Reads the arrays of a version-1 file through its array table, checking each one."""
+
+    def __init__(self, entries: dict, table):
+        self.entries = entries
+        self.table = _typed(table, dict, "arrays")
+
+    def array(self, key) -> np.ndarray:
+        spec = _typed(self.table.get(key), dict, f"array table entry {key!r}")
+        blob = self.entries.get(spec.get("entry"))
+        if not isinstance(blob, bytes) or not spec["entry"].endswith(".npy"):
+            raise ModelFileError(f"Array {key!r} is missing from the model file.")
+        array = np.lib.format.read_array(io.BytesIO(blob), allow_pickle=False)
+        if array.dtype.kind not in _ARRAY_KINDS:
+            raise ModelFileError(f"Array {key!r} has a forbidden dtype {array.dtype}.")
+        if array.dtype.str != spec.get("dtype") or list(array.shape) != spec.get("shape"):
+            raise ModelFileError(
+                f"Array {key!r} has dtype {array.dtype.str} and shape {list(array.shape)}, "
+                f"but the model file declares {spec.get('dtype')} and {spec.get('shape')}."
+            )
+        return array
+
+    def value(self, encoded):
+        if isinstance(encoded, dict) and set(encoded) == {"$array"}:
+            return self.array(encoded["$array"])
+        return _dec(encoded)
+
+
+def _decode_classes(spec) -> np.ndarray:
+    spec = _typed(spec, dict, "classes")
+    values = [_dec(v) for v in _typed(spec.get("values"), list, "classes.values")]
+    if len(values) < 2:
+        raise ModelFileError("The model file has fewer than two classes.")
+    if spec.get("dtype") == "object":
+        if not all(isinstance(v, (str, int, float, bool)) for v in values):
+            raise ModelFileError("The model file's class labels are not str/int/float/bool.")
+        classes = np.empty(len(values), dtype=object)
+        classes[:] = values
+        return classes
+    dtype = np.dtype(_typed(spec.get("dtype"), str, "classes.dtype"))
+    if dtype.kind not in _CLASS_KINDS.replace("O", ""):
+        raise ModelFileError(f"Forbidden class label dtype {dtype} in the model file.")
+    return np.array(values, dtype=dtype)
+
+
+def _check_shapes(model) -> None:
+    n_classes = model.classes_.size
+    rows = 1 if n_classes == 2 else n_classes
+    coef, intercept = model.coef_, model.intercept_
+    if coef.ndim != 2 or coef.shape[0] != rows or intercept.shape != (rows,):
+        raise ModelFileError(
+            f"Inconsistent model file: {n_classes} classes need coef_ of shape ({rows}, d) and "
+            f"intercept_ of shape ({rows},); got {coef.shape} and {intercept.shape}."
+        )
+    if coef.dtype.kind != "f" or intercept.dtype != coef.dtype:
+        raise ModelFileError(f"Inconsistent model file: coef_ dtype {coef.dtype}.")
+    if getattr(model, "basis_", None) is None and coef.shape[1] != model.n_features_in_:
+        raise ModelFileError(
+            f"Inconsistent model file: coef_ has {coef.shape[1]} columns but the model has "
+            f"{model.n_features_in_} features."
+        )
+    names = getattr(model, "feature_names_in_", None)
+    if names is not None and names.shape != (model.n_features_in_,):
+        raise ModelFileError("Inconsistent model file: feature names do not match n_features_in_.")
+
+
+def _load_result(spec, reader: _V1Reader):
+    from ._solvers import SolverResult
+
+    if spec is None:
+        return None
+    spec = _typed(spec, dict, "result")
+    known = {f.name for f in dataclasses.fields(SolverResult)}
+    return SolverResult(**{k: reader.value(v) for k, v in spec.items() if k in known})
+
+
+def _load_basis(spec, reader: _V1Reader):
+    spec = _typed(spec, dict, "basis")
+    try:
+        from . import _basis
+    except ImportError as exc:
+        raise ModelFileError(
+            "This model file holds a fitted basis, but this softmaxreg has no basis support "
+            "(softmaxreg._basis is missing); upgrade softmaxreg."
+        ) from exc
+    arrays = {k: reader.array(v) for k, v in _typed(spec["arrays"], dict, "basis.arrays").items()}
+    return _basis.basis_from_state(_dec(spec["state"]), arrays)
+
+
+def _load_v1(entries: dict):
+    from ._estimator import SoftmaxRegression
+
+    doc = _typed(_json_load(entries[_MODEL]), dict, "model.json")
+    if doc.get("estimator") != "SoftmaxRegression":
+        raise ModelFileError(f"Unknown estimator {doc.get('estimator')!r} in the model file.")
+    reader = _V1Reader(entries, doc.get("arrays"))
+    model = SoftmaxRegression()
+    valid = model.get_params(deep=False)
+    params = _typed(doc.get("params"), dict, "params")
+    model.set_params(**{k: _dec(v) for k, v in params.items() if k in valid})
+    model.classes_ = _decode_classes(doc.get("classes"))
+    model.n_features_in_ = _typed(doc.get("n_features_in"), int, "n_features_in")
+    if doc.get("feature_names") is not None:
+        names = _typed(doc["feature_names"], list, "feature_names")
+        if not all(isinstance(n, str) for n in names):
+            raise ModelFileError("Feature names in the model file are not strings.")
+        model.feature_names_in_ = np.array(names, dtype=object)
+    model.coef_ = reader.array(doc.get("coef"))
+    model.intercept_ = reader.array(doc.get("intercept"))
+    model.n_iter_ = np.array(_typed(doc.get("n_iter"), list, "n_iter"), dtype=np.int64)
+    model.result_ = _load_result(doc.get("result"), reader)
+    for name, value in _typed(doc.get("extras", {}), dict, "extras").items():
+        if not _ATTR_RE.match(name) or name in _KNOWN or hasattr(SoftmaxRegression, name):
+            raise ModelFileError(f"Invalid fitted attribute name {name!r} in the model file.")
+        setattr(model, name, reader.value(value))
+    if doc.get("basis") is not None:
+        model.basis_ = _load_basis(doc["basis"], reader)
+    metadata = doc.get("metadata")
+    model.model_metadata_ = {} if metadata is None else _typed(metadata, dict, "metadata")
+    _check_shapes(model)
+    return model
+
+
+_LOADERS = {1: _load_v1}
