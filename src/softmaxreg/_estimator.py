@@ -143,7 +143,15 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
 
     def _weights(self, X, codes, sample_weight):
         sw = _check_sample_weight(sample_weight, X, dtype=X.dtype, ensure_non_negative=True)
-        if self.class_weight is not None:
+        if isinstance(self.class_weight, str) and self.class_weight == "balanced":
+            # scikit-learn's weighted "balanced" rule (>= 1.6): total / (K * class total), so
+            # that a weight of k equals k repeated rows here too.
+            totals = np.bincount(codes, weights=sw, minlength=self.classes_.size)
+            cw = np.where(totals > 0, totals.sum(), 0.0) / (
+                self.classes_.size * np.where(totals > 0, totals, 1.0)
+            )
+            sw = sw * cw[codes].astype(X.dtype)
+        elif self.class_weight is not None:
             cw = compute_class_weight(
                 self.class_weight, classes=self.classes_, y=self.classes_[codes]
             )
