@@ -141,7 +141,7 @@ def test_hessian_and_hessp_against_finite_differences(case, reference):
         Hv = H @ v
         np.testing.assert_allclose(hessp(v), Hv, rtol=1e-10, atol=1e-13)
         np.testing.assert_allclose(hessp4(v), Hv, rtol=1e-10, atol=1e-13)
-        fd_v = five_point(lambda t: obj.loss_grad(coef + t[0] * v)[1], np.zeros(1), 1e-3)
+        fd_v = five_point(lambda t, v=v: obj.loss_grad(coef + t[0] * v)[1], np.zeros(1), 1e-3)
         np.testing.assert_allclose(hessp(v), fd_v[:, 0], rtol=1e-6, atol=1e-9)
 
 
@@ -206,7 +206,7 @@ def test_dense_csr_and_block_rows_agree(case):
     for variant in (dict(sparse=True), dict(block_rows=4), dict(sparse=True, block_rows=7)):
         got = _values(make_objective(**kw, **case, **variant), coef, v)
         assert got[0] == pytest.approx(expected[0], rel=1e-13)
-        for a, b in zip(got[1:], expected[1:]):
+        for a, b in zip(got[1:], expected[1:], strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
 
 
@@ -274,7 +274,7 @@ def test_oracle_does_not_mutate_inputs():
     hessp(coef)
     obj.hessian(coef)
     np.testing.assert_array_equal(coef, coef_before)
-    for a, b in zip((src.X, src.targets, src.weights, src.offset), before):
+    for a, b in zip((src.X, src.targets, src.weights, src.offset), before, strict=True):
         np.testing.assert_array_equal(a, b)
 
 
