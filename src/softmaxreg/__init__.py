@@ -6,6 +6,15 @@ The public API: the estimator, the softmax numerics, the solver registry and the
 from ._estimator import SoftmaxRegression
 from ._exceptions import ConvergenceWarning, SeparationWarning, SingularHessianWarning
 from ._modelfile import ModelFileError, load_model, save_model
+from ._onnx import ONNXExportError, export_onnx
+from ._plots import (
+    plot_boundary,
+    plot_calibration,
+    plot_coef,
+    plot_confusion,
+    plot_loss,
+    save_figure,
+)
 from ._softmax import log_softmax, logsumexp, softmax, softmax_jacobian
 from ._solvers import SOLVERS, SolverResult
 
@@ -18,15 +27,23 @@ __all__ = [
     "SOLVERS",
     "ConvergenceWarning",
     "ModelFileError",
+    "ONNXExportError",
     "SeparationWarning",
     "SingularHessianWarning",
     "SoftmaxRegression",
     "SolverResult",
     "__version__",
+    "export_onnx",
     "load",
     "load_model",
     "log_softmax",
     "logsumexp",
+    "plot_boundary",
+    "plot_calibration",
+    "plot_coef",
+    "plot_confusion",
+    "plot_loss",
+    "save_figure",
     "save",
     "save_model",
     "softmax",
