@@ -147,9 +147,9 @@ def validate_offset(offset, n_samples: int, n_classes: int, dtype) -> np.ndarray
     if offset is None:
         return None
     O = check_array(offset, dtype=np.float64, ensure_2d=False, input_name="offset")
-    if O.ndim == 1 and n_classes == 2:
+    if O.ndim == 1 and n_classes == 2 and O.shape[0] == n_samples:
         O = np.column_stack([np.zeros_like(O), O])
-    elif O.ndim == 1:
+    elif O.ndim == 1 and n_classes > 2:
         raise ValueError(
             f"offset of shape {O.shape} is ambiguous with {n_classes} classes: a term added to "
             "every class cancels in the softmax. Give an offset of shape "
