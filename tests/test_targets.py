@@ -128,6 +128,19 @@ def test_class_weight_with_counts_equals_repeated_rows(class_weight):
     _assert_same_fit(_fit(X, T, params=params), _fit(Xr, yr, params=params))
 
 
+@pytest.mark.parametrize("class_weight", [{1: 3.0}, "balanced"])
+def test_class_weight_with_weighted_probabilities_equals_expanded_rows(class_weight):
+    X, T = _data(seed=4)
+    P = (T + 0.25) / (T + 0.25).sum(axis=1, keepdims=True)
+    s = np.random.default_rng(4).uniform(0.5, 2.0, size=X.shape[0])
+    Xe, ye, we = _expand_classes(X, P)
+    params = {"class_weight": class_weight}
+    _assert_same_fit(
+        _fit(X, P, sample_weight=s, params=params),
+        _fit(Xe, ye, sample_weight=we * np.tile(s, 3), params=params),
+    )
+
+
 def test_binary_counts_and_offset_match_statsmodels_glm():
     sm = pytest.importorskip("statsmodels.api")
     X, T = _data(n=60, K=2, seed=5)

@@ -228,8 +228,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         if is_target_matrix(y):
             X = validate_data(self, X, accept_sparse=["csr", "csc", "coo"], dtype=_FLOATS)
             self.classes_, codes = validate_targets(y, X.shape[0], classes, X.dtype)
-            codes = target_class_weights(self.class_weight, self.classes_, codes)
             sw = _check_sample_weight(sample_weight, X, dtype=X.dtype, ensure_non_negative=True)
+            codes = target_class_weights(self.class_weight, self.classes_, codes, sw)
         else:
             if classes is not None:
                 raise ValueError(

@@ -97,19 +97,22 @@ def validate_targets(Y, n_samples: int, classes, dtype) -> tuple[np.ndarray, np.
     return classes, T.astype(dtype, copy=False)
 
 
-def target_class_weights(class_weight, classes: np.ndarray, T: np.ndarray) -> np.ndarray:
+def target_class_weights(
+    class_weight, classes: np.ndarray, T: np.ndarray, sample_weight: np.ndarray
+) -> np.ndarray:
     """Fold class weights into a target matrix: column ``k`` is multiplied by ``c_k``.
 
-    This is exact: expanding a target row into one-hot rows with weights ``t_nk`` and
-    weighting class ``k`` by ``c_k`` gives weights ``c_k t_nk``. ``"balanced"`` uses
-    ``c_k = sum(t) / (K * sum_n t_nk)`` (scikit-learn's rule on the expanded rows; a column
-    without mass gets weight 0, which changes nothing).
+    This is exact: expanding a target row into one-hot rows with weights ``s_n t_nk`` and
+    weighting class ``k`` by ``c_k`` gives weights ``c_k s_n t_nk``. ``"balanced"`` uses
+    ``c_k = M / (K M_k)`` with class masses ``M_k = sum_n s_n t_nk`` and ``M = sum_k M_k``
+    (scikit-learn's weighted rule on the expanded rows, as for labels; a column without
+    mass gets weight 0, which changes nothing).
     """
     if class_weight is None:
         return T
     K = classes.size
     if isinstance(class_weight, str) and class_weight == "balanced":
-        mass = T.sum(axis=0, dtype=np.float64)
+        mass = np.asarray(sample_weight, dtype=np.float64) @ T
         cw = np.divide(mass.sum(), K * mass, out=np.zeros(K), where=mass > 0)
     elif isinstance(class_weight, dict):
         unknown = [c for c in class_weight if c not in set(classes.tolist())]
