@@ -54,10 +54,14 @@ def minimize(oracle, coef0, *, tol, max_iter, callback=None):
             break
         d = newton_direction(H, g, Q)
         gd = g @ d
+        # Near the optimum loss differences reach rounding level: allow 10 eps |f| (the
+        # approximate Armijo test of Hager & Zhang, as in the Wolfe search), else the full
+        # step is rejected by noise and tiny steps stall at a gradient far above gtol.
+        slack = 10 * np.finfo(float).eps * abs(f)
         t = 1.0
         while t > 1e-10:
             fnew = oracle.loss(w + t * d)
-            if fnew <= f + 1e-4 * t * gd:
+            if fnew <= f + 1e-4 * t * gd + slack:
                 break
             t *= 0.5
         else:

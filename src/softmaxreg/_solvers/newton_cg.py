@@ -81,8 +81,15 @@ def minimize(oracle, coef0, *, tol, max_iter, callback=None):
         snorm = np.linalg.norm(s)
         if first:
             delta, first = min(delta, snorm), False
-        delta = _radius(delta, snorm, actred, prered, f, fnew, gs)
-        if actred > ETA0 * prered:
+        if 0 < prered <= 10 * np.finfo(float).eps * abs(f):
+            # The model decrease is at the rounding level of f, so actred/prered is noise:
+            # judge the Newton step by the gradient it reaches instead of by the loss.
+            accept = np.linalg.norm(gnew) < np.linalg.norm(g)
+            delta = delta if accept else SIGMA1 * min(delta, snorm)
+        else:
+            delta = _radius(delta, snorm, actred, prered, f, fnew, gs)
+            accept = actred > ETA0 * prered
+        if accept:
             w, f, g, hessp = w + s, fnew, gnew, hessp_new
             if stop.record(w, f, g, snorm):
                 message = "stopped by callback"
