@@ -14,9 +14,16 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from ._exceptions import ConvergenceWarning
+from ._external import fit_external, is_dask_collection, is_source, solve_for
+from ._inference import InferenceResults, estimator_inference
+from ._basis import apply_basis, fit_basis
 from ._objective import Objective
+from ._path import NONSMOOTH, coef_to_estimator, solve_nonsmooth
+from ._proximal import PENALTIES, split_penalty
+from ._separation import check_fit as check_separation
 from ._softmax import log_softmax, softmax
-from ._solvers import SOLVERS, solve
+from ._solvers import SOLVERS
+from ._solvers.proximal import PROX_SOLVERS
 from ._sources import ArraySource
 from ._targets import (
     is_target_matrix,
@@ -42,8 +49,10 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     C : float, default=1.0
         Inverse penalty strength, exactly as in scikit-learn: the objective is
         ``sum_n s_n CE_n + ||W||^2 / (2 C)`` (intercepts unpenalised).
-    penalty : {"l2", None}, default="l2"
-        ``None`` fits the unpenalised maximum-likelihood model.
+    penalty : {"l2", None, "l1", "elasticnet", "group"}, default="l2"
+        ``None`` fits the unpenalised maximum-likelihood model. ``"l1"``, ``"elasticnet"``
+        (with ``l1_ratio``) and ``"group"`` (a feature in or out for all classes) are fitted
+        by the proximal solver; scikit-learn's ``saga`` objective, see ``softmaxreg._proximal``.
     fit_intercept : bool, default=True
         Fit one intercept per class.
     solver : {"auto", "lbfgs", "newton-cg", "newton"}, default="auto"
@@ -59,6 +68,15 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         Start from the previous solution when the classes and features are unchanged.
     verbose : int, default=0
         If positive, print one line per iteration (loss, gradient norm) to stderr.
+    basis : str, scikit-learn transformer or None, default=None
+        Fixed basis functions ``phi``: ``"poly:D"``, ``"rbf:N"``, ``"fourier:N"``,
+        ``"spline:N"`` or any transformer (``softmaxreg._basis``); fitted as ``basis_``.
+    l1_ratio : float in [0, 1] or None, default=None
+        Mixing parameter of ``"elasticnet"`` (and of ``"group"``, default 1): the penalty is
+        ``(l1_ratio / C) * h(W) + ((1 - l1_ratio) / (2 C)) ||W||^2``.
+    penalty_factor : array-like of shape (n_basis_features,) or None, default=None
+        Non-negative multipliers of the penalty per feature seen by the model (glmnet's
+        ``penalty.factor``); ``0`` leaves a feature unpenalised.
 
     Attributes
     ----------
@@ -100,6 +118,9 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         class_weight=None,
         warm_start=False,
         verbose=0,
+        basis=None,
+        l1_ratio=None,
+        penalty_factor=None,
     ):
         self.C = C
         self.penalty = penalty
@@ -110,6 +131,9 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         self.class_weight = class_weight
         self.warm_start = warm_start
         self.verbose = verbose
+        self.basis = basis
+        self.l1_ratio = l1_ratio
+        self.penalty_factor = penalty_factor
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -118,17 +142,18 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
 
     # -- fitting -------------------------------------------------------------------------
     def _check_params(self):
-        if self.penalty not in ("l2", None):
-            raise ValueError(f"penalty must be 'l2' or None, got {self.penalty!r}.")
+        if self.penalty not in PENALTIES:
+            raise ValueError(f"penalty must be one of {list(PENALTIES)}, got {self.penalty!r}.")
         if not isinstance(self.C, Real) or not self.C > 0 or not np.isfinite(self.C):
             raise ValueError(f"C must be a positive finite number, got {self.C!r}.")
         if not isinstance(self.tol, Real) or not self.tol >= 0:
             raise ValueError(f"tol must be a non-negative number, got {self.tol!r}.")
         if not isinstance(self.max_iter, Integral) or self.max_iter < 1:
             raise ValueError(f"max_iter must be a positive integer, got {self.max_iter!r}.")
-        if self.solver != "auto" and self.solver not in SOLVERS:
+        if self.solver != "auto" and self.solver not in {**SOLVERS, **PROX_SOLVERS}:
             raise ValueError(
-                f"solver must be one of {['auto', *SOLVERS]}, got {self.solver!r}."
+                f"solver must be one of {['auto', *SOLVERS, *PROX_SOLVERS]}, "
+                f"got {self.solver!r}."
             )
 
     def _encode_labels(self, y):
@@ -162,7 +187,9 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
 
     def _make_objective(self, X, codes, sw, offset=None) -> Objective:
         n_classes = self.classes_.size
-        l2 = 1.0 / self.C if self.penalty == "l2" else 0.0
+        l2 = split_penalty(
+            self.penalty, self.C, self.l1_ratio, self.penalty_factor, X.shape[1]
+        )[0]
         # Binary fits are scikit-learn's binary logistic model; unpenalised multiclass fits
         # fix a reference class so that the Hessian is non-singular (see the Conventions).
         reference = n_classes == 2 or self.penalty is None
@@ -196,13 +223,19 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
 
         return callback
 
-    def fit(self, X, y, sample_weight=None, *, classes=None, offset=None):
+    def fit(
+        self, X, y=None, sample_weight=None, *, classes=None, offset=None, checkpoint=None,
+        checkpoint_every=1, resume=True,
+    ):
         """Fit the model.
 
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Training data; float32 is fitted in float32, other types in float64.
+            Training data; float32 is fitted in float32, other types in float64. Also a
+            streamed data source (:class:`ParquetSource`, :class:`CSVSource`: call
+            ``fit(source)``, the source names its target and weight columns) or a Dask
+            array/DataFrame (fitted on the active ``distributed`` client; ``softmaxreg.dask``).
         y : array-like of shape (n_samples,) or (n_samples, n_classes)
             Class labels of any type (strings, integers, booleans), or a matrix of
             non-negative targets with ``n_classes >= 2`` columns: rows summing to one are
@@ -219,11 +252,28 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             Fixed terms added to the logits, never penalised. For two classes also shape
             (n_samples,): an offset of the binary logit ``log(p_1 / p_0)``, the shape of
             ``decision_function``. Pass it to the prediction methods too.
+        checkpoint : str or Path, optional
+            Write the solver state to this file (atomically) every ``checkpoint_every``
+            iterations; with ``resume=True`` an existing checkpoint of the same problem is
+            resumed, ending at the same coefficients as an uninterrupted fit. Needs a solver
+            with resumable state: ``"lbfgs"`` (``"auto"`` then means L-BFGS).
+        checkpoint_every : int, default=1
+        resume : bool, default=True
+            Continue from an existing checkpoint; ``False`` starts afresh and overwrites it.
 
         Returns
         -------
         self : SoftmaxRegression
         """
+        if is_source(X) or is_dask_collection(X):
+            if self.penalty in NONSMOOTH or self.basis is not None:
+                raise NotImplementedError(
+                    "basis= and the penalties 'l1', 'elasticnet', 'group' need in-memory data."
+                )
+            return fit_external(
+                self, X, y, sample_weight, checkpoint=checkpoint,
+                checkpoint_every=checkpoint_every, resume=resume,
+            )
         self._check_params()
         if is_target_matrix(y):
             X = validate_data(self, X, accept_sparse=["csr", "csc", "coo"], dtype=_FLOATS)
@@ -240,15 +290,15 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             self.classes_, codes = self._encode_labels(y)
             sw = self._weights(X, codes, sample_weight)
         offset = validate_offset(offset, X.shape[0], self.classes_.size, X.dtype)
+        X = fit_basis(self, X)
         objective = self._make_objective(X, codes, sw, offset)
-        result = solve(
-            self.solver,
-            objective,
-            self._initial_coef(objective),
-            tol=self.tol,
-            max_iter=self.max_iter,
-            callback=self._progress(),
-        )
+        if self.penalty in NONSMOOTH:  # the proximal solver (softmaxreg._path, issue 8)
+            result = solve_nonsmooth(self, objective, self._initial_coef(objective))
+        else:
+            result = solve_for(
+                self, objective, self._initial_coef(objective), checkpoint=checkpoint,
+                checkpoint_every=checkpoint_every, resume=resume,
+            )
         if not result.converged:
             warnings.warn(
                 f"SoftmaxRegression did not converge ({result.message}; gradient norm "
@@ -259,15 +309,40 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
                 stacklevel=2,
             )
         self._store(objective, result, X.dtype)
+        check_separation(self, objective)  # unpenalised fits: SeparationWarning (issue 4)
         return self
 
+    def inference(
+        self, X, y, sample_weight=None, *, cov_type="nonrobust", groups=None,
+        reference_class=None, offset=None,
+    ) -> InferenceResults:
+        """Standard errors, tests and intervals of an unpenalised fit (statsmodels ``MNLogit``).
+
+        The fitted coefficients are polished by Newton steps to the maximum-likelihood
+        estimate on ``X, y`` (the estimator is not changed) and reported in reference-class
+        form. See ``softmaxreg._inference`` and docs/inference.md.
+
+        Parameters
+        ----------
+        X, y, sample_weight, offset
+            As in :meth:`fit`. Weights are frequency weights (``k`` = ``k`` repeated rows).
+        cov_type : {"nonrobust", "HC0", "HC1", "cluster"}, default="nonrobust"
+        groups : array-like of shape (n_samples,), optional
+            Cluster labels, for ``cov_type="cluster"``.
+        reference_class : label, optional
+            The class whose logits are zero; default ``classes_[0]``.
+
+        Returns
+        -------
+        InferenceResults
+        """
+        return estimator_inference(
+            self, X, y, sample_weight, cov_type=cov_type, groups=groups,
+            reference_class=reference_class, offset=offset,
+        )
+
     def _store(self, objective, result, dtype):
-        M = objective.full(result.coef)
-        if objective.n_classes == 2:
-            M = M[1:] - M[:1]
-        else:
-            M = M - M.mean(axis=0)  # softmax is unchanged; rows now sum to zero
-        M = M.astype(dtype)
+        M = coef_to_estimator(objective, result.coef, self.penalty in NONSMOOTH).astype(dtype)
         d = objective.n_features
         self.coef_ = M[:, :d]
         self.intercept_ = M[:, d] if self.fit_intercept else np.zeros(M.shape[0], dtype=dtype)
@@ -277,9 +352,10 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     # -- prediction ----------------------------------------------------------------------
     def _validate_X(self, X):
         check_is_fitted(self)
-        return validate_data(
+        X = validate_data(
             self, X, reset=False, accept_sparse=["csr", "csc", "coo"], dtype=_FLOATS
         )
+        return apply_basis(self, X)
 
     def _logits(self, X, offset=None) -> np.ndarray:
         X = self._validate_X(X)

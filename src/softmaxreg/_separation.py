@@ -1,0 +1,309 @@
+r"""Separation and rank-deficiency diagnostics for unpenalised fits.
+
+**Separation.** The maximum-likelihood estimate of a softmax regression exists if and only if
+no direction :math:`V` (class rows, the reference row zero) satisfies
+:math:`(v_c - v_k)^T \phi_n \ge 0` for every observation ``n``, every class ``c`` it was
+observed in and every class ``k``, with strict inequality somewhere (Albert & Anderson, 1984,
+extended to several classes). Along such a direction the log-likelihood never decreases, so
+unpenalised coefficients run to infinity: *complete* separation when every inequality is
+strict, *quasi-complete* otherwise. :func:`find_separation` decides this exactly by linear
+programming (maximise the sum of the margins over a box, all margins non-negative, HiGHS)
+with constraint generation: the LP is solved on a working set of rows; a working set that is not
+separable proves the whole data set is not; a separating direction of the working set is
+checked on all rows in one pass and the violated rows join the working set.
+
+**Rank deficiency.** :func:`collinear_columns` finds the design columns (intercept included)
+that are linear combinations of earlier ones, from the weighted Gram matrix, in one pass.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import linprog
+
+from ._exceptions import SeparationWarning
+from ._sources import ArraySource
+
+__all__ = [
+    "Separation",
+    "collinear_columns",
+    "collinearity_message",
+    "find_separation",
+    "warn_if_separated",
+]
+
+_MAX_PAIRS = 60_000  # LP rows at most (pairs of observation and class); beyond, give up
+
+
+@dataclass
+class Separation:
+    """A certified separating direction.
+
+    Attributes
+    ----------
+    complete : bool
+        Every observation is strictly separated by the direction found (complete
+        separation; a quasi-complete result may still hide a complete one).
+    class_pairs : list of (str, str, int)
+        ``(observed class, other class, number of strictly separated observations)``.
+    features : list of str
+        Design columns the separating direction uses (``"intercept"`` included).
+    n_boundary : int
+        Observations on the separating boundary (quasi-complete separation).
+    """
+
+    complete: bool
+    class_pairs: list
+    features: list
+    n_boundary: int
+
+    def message(self, for_inference: bool = False) -> str:
+        kind = "Complete separation" if self.complete else "Separation"
+        pairs = ", ".join(f"{a!r} ({n} observations)" for a, _, n in self.class_pairs[:8])
+        if len(self.class_pairs) > 8:
+            pairs += f" and {len(self.class_pairs) - 8} more"
+        feats = ", ".join(repr(f) for f in self.features[:12])
+        if len(self.features) > 12:
+            feats += f" and {len(self.features) - 12} more"
+        tail = (
+            "Standard errors and tests would be meaningless, so none are reported. "
+            if for_inference
+            else "The reported coefficients are arbitrary large numbers. "
+        )
+        boundary = (
+            f"; {self.n_boundary} observations lie on the separating boundary "
+            "(quasi-complete separation)"
+            if self.n_boundary
+            else ""
+        )
+        return (
+            f"{kind}: a combination of the features {feats} perfectly separates the classes "
+            f"{pairs} from the other classes{boundary}. The maximum-likelihood estimate does "
+            "not exist (unpenalised coefficients run to infinity). " + tail + "Remedies: fit "
+            "with a penalty (penalty='l2'), drop or merge the features or classes involved, "
+            "or collect more data."
+        )
+
+
+def _scaled_design(X, fit_intercept, scale):
+    Q = X.toarray() if sp.issparse(X) else np.asarray(X)
+    Q = Q.astype(np.float64) / scale[: Q.shape[1]]
+    if fit_intercept:
+        Q = np.hstack([Q, np.ones((Q.shape[0], 1))])
+    return Q
+
+
+def _positive_classes(targets, rows):
+    """(row, class) pairs where the row was observed in the class."""
+    if targets.ndim == 1:
+        return rows, targets[rows]
+    r, c = np.nonzero(targets[rows] > 0)
+    return rows[r], c
+
+
+def _solve_lp(Q, pr, pc, K):
+    """Maximise the sum of the pair margins ``(v_c - v_k)^T phi_n`` over the box
+    ``|V| <= 1`` subject to every margin being non-negative; returns (V rows 1.., value)."""
+    n_pairs, p = pr.size * (K - 1), Q.shape[1]
+    other = np.array([[k for k in range(K) if k != c] for c in range(K)])[pc].ravel()
+    obs = np.repeat(pc, K - 1)
+    q = np.repeat(Q[pr], K - 1, axis=0)
+    D = np.zeros((n_pairs, K, p))
+    D[np.arange(n_pairs), obs] += q
+    D[np.arange(n_pairs), other] -= q
+    D = D[:, 1:, :].reshape(n_pairs, (K - 1) * p)
+    res = linprog(
+        -D.sum(axis=0),
+        A_ub=-sp.csr_matrix(D),
+        b_ub=np.zeros(n_pairs),
+        bounds=(-1.0, 1.0),
+        method="highs",
+    )
+    if res.status != 0:
+        return None, 0.0
+    return res.x.reshape(K - 1, p), -res.fun
+
+
+def _gaps(source, Z, fit_intercept, scale):
+    """For every row: the largest logit of another class minus the logit of its class,
+    maximised over the classes it was observed in (> 0 violates the direction)."""
+    K = source.n_classes
+    V = np.vstack([np.zeros((1, Z.shape[1])), Z])
+    gaps = np.empty(source.n_samples)
+    for start in range(0, source.n_samples, source.block_rows):
+        rows = np.arange(start, min(start + source.block_rows, source.n_samples))
+        A = _scaled_design(source.X[rows], fit_intercept, scale) @ V.T
+        r, c = _positive_classes(source.targets, rows)
+        own = A[r - start, c]
+        Ao = A[r - start].copy()
+        Ao[np.arange(r.size), c] = -np.inf
+        g = np.full(rows.size, -np.inf)
+        np.maximum.at(g, r - start, Ao.max(axis=1) - own if K > 1 else 0.0)
+        gaps[rows] = g
+    return gaps
+
+
+def _initial_rows(source, rng, size=1500, per_class=60):
+    w = source.weights
+    pos = np.flatnonzero(w > 0)
+    rows = [rng.choice(pos, min(size, pos.size), replace=False)]
+    labels = source.targets if source.targets.ndim == 1 else source.targets.argmax(axis=1)
+    for k in range(source.n_classes):
+        members = pos[labels[pos] == k]
+        if members.size:
+            rows.append(rng.choice(members, min(per_class, members.size), replace=False))
+    return np.unique(np.concatenate(rows))
+
+
+def find_separation(objective, feature_names, class_labels, max_rounds=25):
+    """Decide whether the data of ``objective`` are (quasi-)completely separated.
+
+    Parameters
+    ----------
+    objective : Objective
+        With an in-memory :class:`ArraySource` (other sources are not checked: ``None``).
+    feature_names : sequence of str
+    class_labels : sequence
+        Labels in class-code order.
+
+    Returns
+    -------
+    Separation or None
+        ``None`` when the maximum-likelihood estimate exists, or when the problem is too
+        large for the exact check (more than about 60,000 observation-class pairs needed).
+    """
+    source = objective.source
+    if not isinstance(source, ArraySource) or source.n_classes < 2:
+        return None
+    fi, K = objective.fit_intercept, source.n_classes
+    X = source.X
+    absmax = abs(X).max(axis=0)
+    scale = np.asarray(absmax.toarray() if sp.issparse(absmax) else absmax, float).ravel()
+    scale[~(scale > 0)] = 1.0
+    rows = _initial_rows(source, np.random.default_rng(0))
+    for _ in range(max_rounds):
+        pr, pc = _positive_classes(source.targets, rows)
+        if pr.size * (K - 1) > _MAX_PAIRS:
+            return None
+        Z, value = _solve_lp(_scaled_design(X[pr], fi, scale), np.arange(pr.size), pc, K)
+        tol = 1e-7 * Z.shape[1] if Z is not None else 0.0
+        if Z is None or value <= 100 * tol:
+            return None
+        gaps = _gaps(source, Z, fi, scale)
+        gaps[source.weights <= 0] = -np.inf
+        bad = np.flatnonzero(gaps > tol)
+        if bad.size == 0:
+            if not np.any(gaps < -tol):
+                return None
+            return _describe(Z, gaps, tol, source, feature_names, class_labels, fi)
+        extra = np.setdiff1d(bad[np.argsort(gaps[bad])[::-1][: max(500, rows.size)]], rows)
+        if extra.size == 0:  # violations the LP tolerates numerically: undecided
+            return None
+        rows = np.union1d(rows, extra)
+    return None
+
+
+def _describe(Z, gaps, tol, source, feature_names, class_labels, fi):
+    V = np.vstack([np.zeros((1, Z.shape[1])), Z])
+    spread = V.max(axis=0) - V.min(axis=0)
+    names = [str(f) for f in feature_names] + (["intercept"] if fi else [])
+    used = [names[m] for m in np.flatnonzero(spread > 1e-6 * spread.max())]
+    live = source.weights > 0
+    strict = live & (gaps < -tol)
+    labels = source.targets if source.targets.ndim == 1 else source.targets.argmax(axis=1)
+    return Separation(
+        complete=bool(np.all(strict[live])),
+        class_pairs=_class_pairs(source, strict, gaps, labels, class_labels),
+        features=used,
+        n_boundary=int(np.sum(live & ~strict)),
+    )
+
+
+def _class_pairs(source, strict, gaps, labels, class_labels):
+    """For each observed class, how many of its observations are strictly separated."""
+    out = []
+    for k in range(source.n_classes):
+        n = int(np.sum(strict & (labels == k)))
+        if n:
+            others = [str(class_labels[j]) for j in range(source.n_classes) if j != k]
+            out.append(
+                (
+                    str(class_labels[k]),
+                    " and ".join(others) if len(others) < 4 else "the other classes",
+                    n,
+                )
+            )
+    return out
+
+
+def warn_if_separated(objective, feature_names, class_labels, stacklevel=3) -> bool:
+    """Warn with :class:`SeparationWarning` if the data are separated; return whether."""
+    sep = find_separation(objective, feature_names, class_labels)
+    if sep is not None:
+        warnings.warn(sep.message(), SeparationWarning, stacklevel=stacklevel)
+    return sep is not None
+
+
+def collinear_columns(objective, feature_names, rtol=1e-9):
+    """Design columns that are (numerically) linear combinations of earlier columns.
+
+    The intercept is taken first, then the features in order. Returns a list of
+    ``(column, [columns it depends on])``; an empty dependency list means the column is zero
+    on every weighted row.
+    """
+    fi = objective.fit_intercept
+
+    def kernel(blk, i):
+        Q = _scaled_design(blk.X, fi, np.ones(blk.X.shape[1]))
+        return ((Q * blk.weights.astype(np.float64)[:, None]).T @ Q,)
+
+    (G,) = objective.source.map_reduce(kernel)
+    names = [str(f) for f in feature_names] + (["intercept"] if fi else [])
+    order = ([len(names) - 1] if fi else []) + list(range(len(feature_names)))
+    keep, out = [], []
+    for j in order:
+        gjj = G[j, j]
+        if not gjj > 0:
+            out.append((names[j], []))
+            continue
+        if keep:
+            c = np.linalg.lstsq(G[np.ix_(keep, keep)], G[keep, j], rcond=None)[0]
+            resid = gjj - G[j, keep] @ c
+            if resid <= rtol * gjj:
+                scale = np.sqrt(np.diag(G)[keep] / gjj)
+                deps = [names[keep[i]] for i in np.flatnonzero(np.abs(c) * scale > 1e-6)]
+                out.append((names[j], deps))
+                continue
+        keep.append(j)
+    return out
+
+
+def collinearity_message(objective, feature_names) -> str:
+    """A sentence naming the collinear design columns (or saying there are none)."""
+    found = collinear_columns(objective, feature_names)
+    if not found:
+        return (
+            "No exactly collinear columns were found: the singularity comes from "
+            "near-collinear features or from (quasi-)separated classes."
+        )
+    parts = []
+    for col, deps in found:
+        if not deps:
+            parts.append(f"{col!r} is zero on every weighted row")
+        elif deps == ["intercept"]:
+            parts.append(f"{col!r} is constant (collinear with the intercept)")
+        else:
+            parts.append(f"{col!r} is a linear combination of {', '.join(map(repr, deps))}")
+    return "Collinear columns: " + "; ".join(parts) + "."
+
+
+def check_fit(est, objective) -> None:
+    """The fit hook: for unpenalised in-memory fits, warn if the classes are separated."""
+    from ._inference import feature_names
+
+    if est.penalty is None:
+        warn_if_separated(objective, feature_names(est), est.classes_, stacklevel=4)
