@@ -1,4 +1,12 @@
-"""Limited-memory BFGS with a strong-Wolfe line search, in NumPy (one BLAS, resumable state)."""
+"""Limited-memory BFGS with a strong-Wolfe line search, in NumPy (one BLAS, resumable state).
+
+The whole iteration state (iterate, loss, gradient, curvature pairs, threshold, history and
+evaluation counts) is a plain dict of arrays and numbers (:func:`state_of`), handed to an
+optional ``checkpoint`` callable after every iteration and accepted back as ``resume``: a run
+resumed from the state of iteration ``k`` repeats exactly the arithmetic of the uninterrupted
+run, so it ends at bitwise the same coefficients when the oracle is deterministic (SciPy's
+L-BFGS-B cannot do this: its memory is internal to Fortran).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +17,7 @@ import numpy as np
 from ._base import Stopping
 from ._linesearch import wolfe_line_search
 
-__all__ = ["minimize"]
+__all__ = ["minimize", "state_of"]
 
 
 def _two_loop(g, S, Y):
@@ -27,14 +35,58 @@ def _two_loop(g, S, Y):
     return q
 
 
-def minimize(oracle, coef0, *, tol, max_iter, callback=None, memory=10):
-    """Minimise with L-BFGS; stops on the gradient certificate of :class:`Stopping`."""
-    x = np.array(coef0, dtype=np.float64)
-    f, g = oracle.loss_grad(x)
+def state_of(x, f, g, S, Y, stop, oracle) -> dict:
+    """The resumable state: arrays under ``x``, ``g``, ``S``, ``Y``; JSON-able scalars else."""
+    n = x.size
+    return {
+        "solver": "lbfgs",
+        "x": x,
+        "f": float(f),
+        "g": g,
+        "S": np.array(list(S)).reshape(len(S), n),
+        "Y": np.array(list(Y)).reshape(len(Y), n),
+        "gtol": stop.gtol,
+        "history": list(stop.history),
+        "counts": [oracle.n_fun, oracle.n_grad, oracle.n_hessp],
+    }
+
+
+def _start(oracle, coef0, tol, callback, memory, resume):
+    if resume is None:
+        x = np.array(coef0, dtype=np.float64)
+        f, g = oracle.loss_grad(x)
+        stop = Stopping(oracle, tol, g, oracle.dtype, callback)
+        return x, f, g, deque(maxlen=memory), deque(maxlen=memory), stop
+    x = np.array(resume["x"], dtype=np.float64)
+    f, g = float(resume["f"]), np.array(resume["g"], dtype=np.float64)
     stop = Stopping(oracle, tol, g, oracle.dtype, callback)
-    S, Y = deque(maxlen=memory), deque(maxlen=memory)
+    stop.gtol = float(resume["gtol"])
+    stop.history = [dict(row) for row in resume["history"]]
+    counts = resume.get("counts", [0, 0, 0])
+    for name, c in zip(("n_fun", "n_grad", "n_hessp"), counts, strict=True):
+        if hasattr(oracle, name):
+            setattr(oracle, name, getattr(oracle, name) + int(c))
+    S = deque((np.array(s) for s in resume["S"]), maxlen=memory)
+    Y = deque((np.array(y) for y in resume["Y"]), maxlen=memory)
+    return x, f, g, S, Y, stop
+
+
+def minimize(
+    oracle, coef0, *, tol, max_iter, callback=None, memory=10, resume=None, checkpoint=None
+):
+    """Minimise with L-BFGS; stops on the gradient certificate of :class:`Stopping`.
+
+    Parameters
+    ----------
+    resume : dict, optional
+        A state from :func:`state_of` (e.g. read back from a checkpoint); ``coef0`` is then
+        ignored and the run continues where that state left off, counting its iterations.
+    checkpoint : callable, optional
+        Called as ``checkpoint(state)`` after every iteration.
+    """
+    x, f, g, S, Y, stop = _start(oracle, coef0, tol, callback, memory, resume)
     message = f"reached max_iter={max_iter}"
-    for _ in range(max_iter):
+    for _ in range(max(max_iter - len(stop.history), 0)):
         if stop.done(g):
             message = "gradient norm below gtol"
             break
@@ -55,7 +107,10 @@ def minimize(oracle, coef0, *, tol, max_iter, callback=None, memory=10):
             S.append(s)
             Y.append(y)
         x, f, g = x + s, f_new, g_new
-        if stop.record(x, f, g, t):
+        stopped = stop.record(x, f, g, t)
+        if checkpoint is not None:
+            checkpoint(state_of(x, f, g, S, Y, stop, oracle))
+        if stopped:
             message = "stopped by callback"
             break
     else:

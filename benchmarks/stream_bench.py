@@ -1,0 +1,213 @@
+"""Streaming benchmark: an exact streamed fit of a large synthetic Parquet dataset.
+
+Subcommands (``python benchmarks/stream_bench.py --help``):
+
+``make PATH --rows N``
+    Write a synthetic planted-softmax dataset (50 standard-normal features, 10 classes) as a
+    directory of Parquet files with moderate row groups.
+``fit PATH``
+    Fit it streamed (L-BFGS, one pass per oracle call), recording passes, wall time and the
+    peak resident memory of this process (``psutil``, sampled) next to the time pyarrow alone
+    needs to read and decode the same data. Results are written as JSON.
+``verify``
+    On a size that fits in memory, compare the streamed fit with the in-memory fit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+N_FEATURES, N_CLASSES = 50, 10
+ROWS_PER_FILE = 1 << 20
+ROW_GROUP = 1 << 17
+
+
+def planted(n_rows, seed=0, start=0):
+    """Rows ``start..start+n_rows`` of the synthetic problem (deterministic per chunk)."""
+    rng = np.random.default_rng([seed, start])
+    W = np.random.default_rng(seed).normal(scale=0.4, size=(N_CLASSES, N_FEATURES))
+    X = rng.standard_normal((n_rows, N_FEATURES))
+    A = X @ W.T
+    A -= A.max(axis=1, keepdims=True)
+    P = np.exp(A)
+    P /= P.sum(axis=1, keepdims=True)
+    u = rng.random(n_rows)[:, None]
+    y = (P.cumsum(axis=1) < u).sum(axis=1).clip(max=N_CLASSES - 1)
+    return X, y
+
+
+def make(path: Path, rows: int, seed: int = 0) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path.mkdir(parents=True, exist_ok=True)
+    names = [f"x{j}" for j in range(N_FEATURES)]
+    for part, start in enumerate(range(0, rows, ROWS_PER_FILE)):
+        n = min(ROWS_PER_FILE, rows - start)
+        X, y = planted(n, seed, start)
+        cols = [pa.array(X[:, j]) for j in range(N_FEATURES)] + [pa.array(y.astype(np.int64))]
+        table = pa.Table.from_arrays(cols, names=[*names, "y"])
+        tmp = path / f".part-{part:05d}.parquet.tmp"
+        pq.write_table(table, tmp, row_group_size=ROW_GROUP)
+        os.replace(tmp, path / f"part-{part:05d}.parquet")
+    print(f"wrote {rows} rows to {path}", file=sys.stderr)
+
+
+class PeakRSS:
+    """Peak resident memory of this process: ``ru_maxrss`` and a 20 ms ``psutil`` sampler."""
+
+    def __init__(self):
+        import psutil
+
+        self.proc = psutil.Process()
+        self.peak = self.proc.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def max_rss_bytes() -> int:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def pyarrow_pass(source) -> float:
+    """Seconds pyarrow alone needs to read the columns and decode them to NumPy."""
+    t0 = time.perf_counter()
+    cols = [*source.feature_names, source.target]
+    for batch in source._batches(cols):
+        for name in cols:
+            batch.column(name).to_numpy()
+    return time.perf_counter() - t0
+
+
+def data_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in Path(path).rglob("*.parquet"))
+
+
+def fit(path: Path, solver: str, tol: float, cache: bool, out: Path | None) -> dict:
+    from softmaxreg import ParquetSource, SoftmaxRegression
+
+    with PeakRSS() as rss:
+        t0 = time.perf_counter()
+        source = ParquetSource(path, target="y", cache=cache)
+        t_first = time.perf_counter() - t0
+        t_arrow = [pyarrow_pass(source) for _ in range(2)]
+        t0 = time.perf_counter()
+        model = SoftmaxRegression(solver=solver, tol=tol, max_iter=500).fit(source)
+        t_fit = time.perf_counter() - t0
+        source.close()
+    res = model.result_
+    passes = res.n_fun + res.n_hessp
+    record = {
+        "path": str(path),
+        "rows": source.n_samples,
+        "features": source.n_features,
+        "classes": source.n_classes,
+        "file_bytes": data_bytes(path),
+        "decoded_bytes": source.n_samples * (source.n_features * 8 + 16),
+        "batch_rows": source.batch_rows,
+        "solver": solver,
+        "tol": tol,
+        "cache": cache,
+        "converged": bool(res.converged),
+        "n_iter": res.n_iter,
+        "passes": passes,
+        "first_pass_s": t_first,
+        "fit_s": t_fit,
+        "s_per_pass": t_fit / passes,
+        "pyarrow_read_decode_pass_s": min(t_arrow),
+        "pass_over_pyarrow": t_fit / passes / min(t_arrow),
+        "peak_rss_sampled_bytes": rss.peak,
+        "peak_rss_maxrss_bytes": max_rss_bytes(),
+        "loss": res.loss,
+        "grad_norm": res.grad_norm,
+    }
+    if out is not None:
+        out.write_text(json.dumps(record, indent=2))
+        np.save(out.with_suffix(".coef.npy"), np.hstack([model.coef_, model.intercept_[:, None]]))
+    return record
+
+
+def verify(rows: int, solver: str, tol: float, workdir: Path) -> dict:
+    """Streamed vs in-memory fit on data that fits in memory (same rows, same solver)."""
+    import pyarrow.parquet as pq
+
+    from softmaxreg import ParquetSource, SoftmaxRegression
+
+    path = workdir / f"verify-{rows}"
+    if not path.exists():
+        make(path, rows)
+    table = pq.read_table(path)
+    X = np.column_stack([table.column(f"x{j}").to_numpy() for j in range(N_FEATURES)])
+    y = table.column("y").to_numpy()
+    t0 = time.perf_counter()
+    mem = SoftmaxRegression(solver=solver, tol=tol, max_iter=500).fit(X, y)
+    t_mem = time.perf_counter() - t0
+    out = {"rows": rows, "solver": solver, "tol": tol, "in_memory_s": t_mem}
+    for batch_rows in (4096, 65536):
+        t0 = time.perf_counter()
+        st = SoftmaxRegression(solver=solver, tol=tol, max_iter=500).fit(
+            ParquetSource(path, target="y", batch_rows=batch_rows)
+        )
+        A = np.hstack([mem.coef_, mem.intercept_[:, None]])
+        B = np.hstack([st.coef_, st.intercept_[:, None]])
+        out[f"streamed_{batch_rows}_s"] = time.perf_counter() - t0
+        out[f"rel_diff_{batch_rows}"] = float(np.abs(A - B).max() / np.abs(A).max())
+    return out
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    m = sub.add_parser("make")
+    m.add_argument("path", type=Path)
+    m.add_argument("--rows", type=int, required=True)
+    f = sub.add_parser("fit")
+    f.add_argument("path", type=Path)
+    f.add_argument("--solver", default="lbfgs")
+    f.add_argument("--tol", type=float, default=1e-8)
+    f.add_argument("--cache", action="store_true")
+    f.add_argument("--out", type=Path)
+    v = sub.add_parser("verify")
+    v.add_argument("--rows", type=int, default=1 << 20)
+    v.add_argument("--solver", default="lbfgs")
+    v.add_argument("--tol", type=float, default=1e-8)
+    v.add_argument("--workdir", type=Path, default=Path("/tmp/softmaxreg-stream-bench"))
+    v.add_argument("--out", type=Path)
+    args = ap.parse_args(argv)
+    if args.cmd == "make":
+        make(args.path, args.rows)
+        return
+    if args.cmd == "fit":
+        rec = fit(args.path, args.solver, args.tol, args.cache, args.out)
+    else:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        rec = verify(args.rows, args.solver, args.tol, args.workdir)
+        if args.out:
+            args.out.write_text(json.dumps(rec, indent=2))
+    print(json.dumps(rec, indent=2))
+
+
+if __name__ == "__main__":
+    main()
