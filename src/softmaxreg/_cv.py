@@ -1,0 +1,286 @@
+"""``SoftmaxRegressionCV``: ``C`` (and ``l1_ratio``) chosen by cross-validation over paths.
+
+Each training fold is fitted along the whole grid of ``C`` with warm starts
+(:func:`~softmaxreg._path.regularization_path`), scored on its held-out fold, and the best mean
+score picks ``C_``; the model is then refitted on all the data.
+
+Folds that miss a class
+    A training fold without samples of some class is fitted on the classes it has (the maximum
+    likelihood probability of an unseen class is zero). When scoring, the held-out
+    probabilities are laid out in the columns of *all* classes, the unseen ones at zero, so the
+    scorer sees the right columns (log-loss then charges held-out samples of an unseen class
+    ``-log(eps)``, as scikit-learn's ``log_loss`` clips). scikit-learn's ``LogisticRegressionCV``
+    instead scores such folds with misaligned or missing columns.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from joblib import Parallel, delayed
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.metrics import get_scorer, log_loss
+from sklearn.model_selection import check_cv
+from sklearn.utils.validation import validate_data
+
+from ._basis import make_basis
+from ._estimator import SoftmaxRegression
+from ._path import regularization_path
+from ._softmax import softmax
+
+__all__ = ["SoftmaxRegressionCV"]
+
+_FLOATS = [np.float64, np.float32]
+
+
+class _FoldModel(ClassifierMixin, BaseEstimator):
+    """A fitted fold model with probability columns for all classes (for scorers)."""
+
+    def __init__(self, classes, present, coef, basis):
+        self.classes_ = classes
+        self.present = present
+        self.coef = coef
+        self.basis = basis
+
+    def predict_proba(self, X):
+        Z = X if self.basis is None else self.basis.transform(X)
+        P = np.zeros((Z.shape[0], self.classes_.size))
+        if self.present.size == 1:
+            P[:, self.present[0]] = 1.0
+            return P
+        d = Z.shape[1]
+        A = np.asarray(Z @ self.coef[:, :d].T) + (self.coef[:, d] if self.coef.shape[1] > d else 0)
+        if self.present.size == 2:
+            A = np.hstack([np.zeros_like(A), A])
+        P[:, self.present] = softmax(A, axis=1)
+        return P
+
+    def predict(self, X):
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+class SoftmaxRegressionCV(SoftmaxRegression):
+    """Softmax regression with ``C`` (and ``l1_ratio``) chosen by cross-validation.
+
+    The parameters and fitted attributes of scikit-learn's ``LogisticRegressionCV`` (with
+    ``use_legacy_attributes=False``), over any penalty of :class:`SoftmaxRegression`.
+
+    Parameters
+    ----------
+    Cs : int or array-like of float, default=10
+        Grid of ``C``; an integer ``n`` means ``np.logspace(-4, 4, n)``.
+    cv : int, cross-validation generator or iterable, default=None
+        ``None`` is 5-fold, an integer ``k`` is ``StratifiedKFold(k)`` (``check_cv``).
+    penalty : {"l2", "l1", "elasticnet", "group"}, default="l2"
+    scoring : str, callable or None, default=None
+        ``None`` is the log-loss (``"neg_log_loss"``); else any scikit-learn scorer.
+    l1_ratios : array-like of float or None, default=None
+        Grid of ``l1_ratio`` (for ``"elasticnet"``/``"group"``); ``None`` uses ``l1_ratio``.
+    refit : bool, default=True
+        Refit on all the data with the best ``C``/``l1_ratio``. ``False`` averages the
+        fold solutions at each fold's best grid point (every training fold must hold every
+        class).
+    n_jobs : int or None, default=None
+        Folds fitted in parallel threads (joblib).
+    fit_intercept, solver, tol, max_iter, class_weight, verbose, basis, l1_ratio, penalty_factor
+        As for :class:`SoftmaxRegression`; the basis is fitted on each training fold.
+
+    Attributes
+    ----------
+    Cs_ : ndarray of shape (n_Cs,)
+    l1_ratios_ : ndarray of shape (n_l1_ratios,)
+        ``[l1_ratio]`` when no grid is given.
+    scores_ : ndarray of shape (n_folds, n_l1_ratios, n_Cs)
+        Held-out score of each fold and grid point (greater is better).
+    coefs_paths_ : ndarray of shape (n_folds, n_l1_ratios, n_Cs, R, n_features + fit_intercept)
+        Fold coefficients, intercept last (``R = 1`` for two classes). Rows of classes missing
+        from a training fold are ``nan``. Only without a basis (basis features differ by fold).
+    C_ : float
+    l1_ratio_ : float or None
+    n_iter_ : ndarray of shape (n_folds, n_l1_ratios, n_Cs)
+    coef_, intercept_, classes_, basis_, result_
+        Of the final fit, as in :class:`SoftmaxRegression`.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> X, y = load_iris(return_X_y=True)
+    >>> model = SoftmaxRegressionCV(Cs=[0.01, 1.0, 100.0], cv=3).fit(X, y)
+    >>> model.scores_.shape
+    (3, 1, 3)
+    """
+
+    def __init__(
+        self,
+        Cs=10,
+        *,
+        cv=None,
+        penalty="l2",
+        scoring=None,
+        l1_ratios=None,
+        refit=True,
+        n_jobs=None,
+        fit_intercept=True,
+        solver="auto",
+        tol=1e-4,
+        max_iter=100,
+        class_weight=None,
+        verbose=0,
+        basis=None,
+        l1_ratio=None,
+        penalty_factor=None,
+    ):
+        self.Cs = Cs
+        self.cv = cv
+        self.penalty = penalty
+        self.scoring = scoring
+        self.l1_ratios = l1_ratios
+        self.refit = refit
+        self.n_jobs = n_jobs
+        self.fit_intercept = fit_intercept
+        self.solver = solver
+        self.tol = tol
+        self.max_iter = max_iter
+        self.class_weight = class_weight
+        self.verbose = verbose
+        self.basis = basis
+        self.l1_ratio = l1_ratio
+        self.penalty_factor = penalty_factor
+
+    def _single(self, C, l1_ratio):
+        return SoftmaxRegression(
+            C=C,
+            penalty=self.penalty,
+            fit_intercept=self.fit_intercept,
+            solver=self.solver,
+            tol=self.tol,
+            max_iter=self.max_iter,
+            class_weight=self.class_weight,
+            verbose=self.verbose,
+            basis=self.basis,
+            l1_ratio=l1_ratio,
+            penalty_factor=self.penalty_factor,
+        )
+
+    def _grids(self):
+        if self.penalty is None:
+            raise ValueError("SoftmaxRegressionCV tunes a penalty: penalty=None has none.")
+        Cs = np.logspace(-4, 4, self.Cs) if np.isscalar(self.Cs) else np.asarray(self.Cs, float)
+        if Cs.ndim != 1 or Cs.size == 0 or not np.all(np.isfinite(Cs)) or np.any(Cs <= 0):
+            raise ValueError(f"Cs must be a positive integer or positive values, got {self.Cs!r}.")
+        ratios = [self.l1_ratio] if self.l1_ratios is None else list(self.l1_ratios)
+        if not ratios:
+            raise ValueError("l1_ratios must not be empty.")
+        return Cs, ratios
+
+    def fit(self, X, y, sample_weight=None):
+        """Cross-validate the grid, then refit on all data.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        self : SoftmaxRegressionCV
+        """
+        Cs, ratios = self._grids()
+        probe = self._single(float(Cs[0]), ratios[0])
+        probe._check_params()
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc", "coo"], dtype=_FLOATS)
+        if sp.issparse(X):
+            X = X.tocsr()
+        classes, codes = probe._encode_labels(y)
+        probe.classes_ = classes
+        sw = probe._weights(X, codes, sample_weight)
+        folds = list(check_cv(self.cv, y, classifier=True).split(X, y))
+        runs = Parallel(n_jobs=self.n_jobs, prefer="threads")(
+            delayed(self._fold)(X, codes, sw, classes, train, test, Cs, ratios)
+            for train, test in folds
+        )
+        self.Cs_, self.l1_ratios_ = Cs, np.array(ratios, dtype=object if None in ratios else float)
+        self.scores_ = np.array([r[0] for r in runs])
+        self.n_iter_ = np.array([r[2] for r in runs])
+        if self.basis is None:
+            self.coefs_paths_ = np.array([r[1] for r in runs])
+        mean = self.scores_.mean(axis=0)
+        i, j = np.unravel_index(np.argmax(mean), mean.shape)
+        self.C_, self.l1_ratio_ = float(Cs[j]), ratios[i]
+        if self.refit:
+            final = self._single(self.C_, self.l1_ratio_).fit(X, y, sample_weight=sample_weight)
+            self.__dict__.update(
+                {
+                    k: v
+                    for k, v in vars(final).items()
+                    if k.endswith("_")
+                    and k not in ("n_features_in_", "feature_names_in_", "n_iter_")
+                }
+            )
+        else:
+            self._average_folds(runs, classes)
+        return self
+
+    def _fold(self, X, codes, sw, classes, train, test, Cs, ratios):
+        """Scores (n_ratios, n_Cs), coefficient paths and iterations of one fold."""
+        present = np.unique(codes[train])
+        remap = np.full(classes.size, -1)
+        remap[present] = np.arange(present.size)
+        Xtr, Xte = X[train], X[test]
+        basis = None
+        if self.basis is not None:
+            basis = make_basis(self.basis).fit(Xtr)
+            Xtr = np.asarray(basis.transform(Xtr), dtype=X.dtype)
+        width = Xtr.shape[1] + self.fit_intercept
+        rows = 1 if classes.size == 2 else classes.size
+        scores = np.empty((len(ratios), Cs.size))
+        paths = np.full((len(ratios), Cs.size, rows, width), np.nan)
+        n_iter = np.zeros((len(ratios), Cs.size), dtype=int)
+        for a, rho in enumerate(ratios):
+            coefs = [np.zeros((1, width))] * Cs.size
+            if present.size > 1:
+                coefs, results = regularization_path(
+                    Xtr,
+                    remap[codes[train]],
+                    Cs,
+                    n_classes=present.size,
+                    sample_weight=sw[train],
+                    penalty=self.penalty,
+                    l1_ratio=rho,
+                    penalty_factor=self.penalty_factor,
+                    fit_intercept=self.fit_intercept,
+                    solver=self.solver,
+                    tol=self.tol,
+                    max_iter=self.max_iter,
+                )
+                n_iter[a] = [r.n_iter for r in results]
+            for c in range(Cs.size):
+                model = _FoldModel(classes, present, coefs[c], basis)
+                scores[a, c] = self._score(model, Xte, codes[test], sw[test], classes)
+                if present.size == classes.size:
+                    paths[a, c] = coefs[c]
+        return scores, paths, n_iter
+
+    def _score(self, model, X, codes, sw, classes):
+        if self.scoring is None or self.scoring == "neg_log_loss":
+            P = model.predict_proba(X)
+            return -log_loss(codes, P, labels=np.arange(classes.size), sample_weight=sw)
+        return get_scorer(self.scoring)(model, X, classes[codes])
+
+    def _average_folds(self, runs, classes):
+        best = [np.unravel_index(np.argmax(r[0]), r[0].shape) for r in runs]
+        if self.basis is not None or np.isnan(self.coefs_paths_).any():
+            raise ValueError(
+                "refit=False averages the fold coefficients: it needs every class in every "
+                "training fold and no basis. Use refit=True."
+            )
+        M = np.mean([r[1][i, j] for r, (i, j) in zip(runs, best, strict=True)], axis=0)
+        self.C_ = float(np.mean([self.Cs_[j] for _, j in best]))
+        rho = [self.l1_ratios_[i] for i, _ in best]
+        self.l1_ratio_ = None if rho[0] is None else float(np.mean(rho))
+        self.classes_ = classes
+        d = M.shape[1] - self.fit_intercept
+        self.coef_ = M[:, :d]
+        self.intercept_ = M[:, d] if self.fit_intercept else np.zeros(M.shape[0])
+        self.basis_ = None
