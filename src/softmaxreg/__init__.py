@@ -3,6 +3,8 @@
 The public API: the estimator, the softmax numerics, the solver registry and the warnings.
 """
 
+from ._basis import RBFFeatures
+from ._cv import SoftmaxRegressionCV
 from ._estimator import SoftmaxRegression
 from ._exceptions import ConvergenceWarning, SeparationWarning, SingularHessianWarning
 from ._modelfile import ModelFileError, load_model, save_model
@@ -17,6 +19,7 @@ from ._plots import (
 )
 from ._softmax import log_softmax, logsumexp, softmax, softmax_jacobian
 from ._solvers import SOLVERS, SolverResult
+from ._stream import CSVSource, ParquetSource, open_source
 
 __version__ = "0.1.0"
 
@@ -25,12 +28,17 @@ save, load = save_model, load_model
 
 __all__ = [
     "SOLVERS",
+    "CSVSource",
+    "ParquetSource",
+    "open_source",
     "ConvergenceWarning",
     "ModelFileError",
     "ONNXExportError",
     "SeparationWarning",
     "SingularHessianWarning",
     "SoftmaxRegression",
+    "SoftmaxRegressionCV",
+    "RBFFeatures",
     "SolverResult",
     "__version__",
     "export_onnx",

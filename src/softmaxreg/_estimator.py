@@ -13,10 +13,10 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from ._basis import apply_basis, fit_basis
 from ._exceptions import ConvergenceWarning
 from ._external import fit_external, is_dask_collection, is_source, solve_for
 from ._inference import InferenceResults, estimator_inference
-from ._basis import apply_basis, fit_basis
 from ._objective import Objective
 from ._path import NONSMOOTH, coef_to_estimator, solve_nonsmooth
 from ._proximal import PENALTIES, split_penalty
