@@ -531,3 +531,28 @@ def test_basis_without_basis_module_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(ModelFileError, match="basis"):
         save_model(model, tmp_path / "m.smr")
     assert not (tmp_path / "m.smr").exists()
+
+
+@pytest.mark.parametrize("basis", ["rbf:5", "spline:4", "poly:2", "transformer"])
+def test_real_basis_round_trip(tmp_path, basis):
+    from sklearn.preprocessing import PolynomialFeatures
+
+    X, codes = _blobs()
+    spec = PolynomialFeatures(degree=2) if basis == "transformer" else basis
+    model = SoftmaxRegression(basis=spec, max_iter=300).fit(X, codes)
+    save_model(model, tmp_path / "m.smr")
+    loaded = load_model(tmp_path / "m.smr")
+    assert loaded.predict_proba(X).tobytes() == model.predict_proba(X).tobytes()
+    assert type(loaded.basis_) is type(model.basis_)
+    assert repr(loaded.get_params()["basis"]) == repr(model.get_params()["basis"])
+
+
+def test_array_parameter_round_trip(tmp_path):
+    X, codes = _blobs()
+    if "penalty_factor" not in SoftmaxRegression().get_params():
+        pytest.fail("SoftmaxRegression lost its penalty_factor parameter; update this test")
+    model = SoftmaxRegression(penalty_factor=np.array([1.0, 2.0, 0.0, 0.5])).fit(X, codes)
+    save_model(model, tmp_path / "m.smr")
+    loaded = load_model(tmp_path / "m.smr")
+    np.testing.assert_array_equal(loaded.penalty_factor, model.penalty_factor)
+    assert loaded.predict_proba(X).tobytes() == model.predict_proba(X).tobytes()

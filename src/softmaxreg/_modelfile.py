@@ -210,7 +210,9 @@ class _Writer:
         array = np.asarray(array)
         if array.dtype.kind not in _ARRAY_KINDS:
             raise _Unencodable(f"array {key!r} has dtype {array.dtype}, not a numeric dtype")
-        name = f"arrays/{key}.npy"
+        # Plain keys name their entry; others (e.g. "basis/0/attr.mean_") get a numbered one.
+        plain = _NAME_RE.match(key) and f"arrays/{key}.npy" not in self.entries
+        name = f"arrays/{key}.npy" if plain else f"arrays/{len(self.entries):04d}.npy"
         self.entries[name] = _npy_bytes(array)
         self.table[key] = {"entry": name, "dtype": array.dtype.str, "shape": list(array.shape)}
         return key
@@ -235,13 +237,18 @@ def _encode_classes(classes: np.ndarray) -> dict:
     return {"dtype": classes.dtype.str, "values": [_enc(c) for c in classes.tolist()]}
 
 
-def _encode_params(model) -> tuple[dict, list]:
+def _encode_params(model, writer: _Writer) -> tuple[dict, list]:
     params, skipped = {}, []
     for name, value in model.get_params(deep=False).items():
         try:
-            params[name] = _enc(value)
+            if isinstance(value, np.ndarray):
+                params[name] = {"$array": writer.array(f"param.{name}", value)}
+            else:
+                params[name] = _enc(value)
         except _Unencodable:
-            skipped.append(name)
+            # A transformer given as basis= is rebuilt from the fitted basis_ on loading.
+            if not (name == "basis" and getattr(model, "basis_", None) is not None):
+                skipped.append(name)
     return params, skipped
 
 
@@ -285,11 +292,14 @@ def _encode_basis(basis, writer: _Writer) -> dict:
             "This model has a fitted basis (basis_), but this softmaxreg cannot save bases "
             "(softmaxreg._basis is missing)."
         ) from exc
-    state, arrays = _basis.basis_to_state(basis)
+    try:
+        state, arrays = _basis.basis_to_state(basis)
+    except NotImplementedError as exc:
+        raise ModelFileError(f"Cannot save this model's basis: {exc}") from exc
     keys = {}
     for key, array in arrays.items():
-        if not _NAME_RE.match(key):
-            raise ModelFileError(f"Basis array name {key!r} is not a plain name.")
+        if not isinstance(key, str) or len(key) > 200:
+            raise ModelFileError(f"Basis array name {key!r} is not a short string.")
         keys[key] = writer.array(f"basis.{key}", array)
     return {"state": _enc(state), "arrays": keys}
 
@@ -299,7 +309,7 @@ def _model_document(model, metadata, writer: _Writer) -> dict:
 
     from . import __version__
 
-    params, skipped_params = _encode_params(model)
+    params, skipped_params = _encode_params(model, writer)
     extras, skipped_attrs = _encode_extras(model, writer)
     for name, what in [(n, "constructor parameter") for n in skipped_params] + [
         (n, "fitted attribute") for n in skipped_attrs
@@ -632,7 +642,7 @@ def _load_v1(entries: dict):
     model = SoftmaxRegression()
     valid = model.get_params(deep=False)
     params = _typed(doc.get("params"), dict, "params")
-    model.set_params(**{k: _dec(v) for k, v in params.items() if k in valid})
+    model.set_params(**{k: reader.value(v) for k, v in params.items() if k in valid})
     model.classes_ = _decode_classes(doc.get("classes"))
     model.n_features_in_ = _typed(doc.get("n_features_in"), int, "n_features_in")
     if doc.get("feature_names") is not None:
@@ -650,6 +660,10 @@ def _load_v1(entries: dict):
         setattr(model, name, reader.value(value))
     if doc.get("basis") is not None:
         model.basis_ = _load_basis(doc["basis"], reader)
+        if "basis" in valid and "basis" not in params:  # basis= was a transformer
+            from sklearn.base import clone
+
+            model.basis = clone(model.basis_)
     metadata = doc.get("metadata")
     model.model_metadata_ = {} if metadata is None else _typed(metadata, dict, "metadata")
     _check_shapes(model)
