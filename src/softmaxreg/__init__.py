@@ -7,6 +7,7 @@ from ._basis import RBFFeatures
 from ._cv import SoftmaxRegressionCV
 from ._estimator import SoftmaxRegression
 from ._exceptions import ConvergenceWarning, SeparationWarning, SingularHessianWarning
+from ._inference import InferenceResults, MarginalEffects
 from ._modelfile import ModelFileError, load_model, save_model
 from ._onnx import ONNXExportError, export_onnx
 from ._plots import (
@@ -32,6 +33,8 @@ __all__ = [
     "ParquetSource",
     "open_source",
     "ConvergenceWarning",
+    "InferenceResults",
+    "MarginalEffects",
     "ModelFileError",
     "ONNXExportError",
     "SeparationWarning",

@@ -49,11 +49,13 @@ class Separation:
         Every observation is strictly separated by the direction found (complete
         separation; a quasi-complete result may still hide a complete one).
     class_pairs : list of (str, str, int)
-        ``(observed class, other class, number of strictly separated observations)``.
+        ``(class a, class b, n)``: ``n`` observations of one of the two classes are strictly
+        separated from the other.
     features : list of str
         Design columns the separating direction uses (``"intercept"`` included).
     n_boundary : int
-        Observations on the separating boundary (quasi-complete separation).
+        Observations on the separating boundary, not strictly separated from any class
+        (quasi-complete separation).
     """
 
     complete: bool
@@ -63,9 +65,9 @@ class Separation:
 
     def message(self, for_inference: bool = False) -> str:
         kind = "Complete separation" if self.complete else "Separation"
-        pairs = ", ".join(f"{a!r} ({n} observations)" for a, _, n in self.class_pairs[:8])
+        pairs = ", ".join(f"{a!r} and {b!r} ({n} obs.)" for a, b, n in self.class_pairs[:8])
         if len(self.class_pairs) > 8:
-            pairs += f" and {len(self.class_pairs) - 8} more"
+            pairs += f" and {len(self.class_pairs) - 8} more pairs"
         feats = ", ".join(repr(f) for f in self.features[:12])
         if len(self.features) > 12:
             feats += f" and {len(self.features) - 12} more"
@@ -81,8 +83,8 @@ class Separation:
             else ""
         )
         return (
-            f"{kind}: a combination of the features {feats} perfectly separates the classes "
-            f"{pairs} from the other classes{boundary}. The maximum-likelihood estimate does "
+            f"{kind}: a combination of the features {feats} perfectly separates the "
+            f"classes {pairs}{boundary}. The maximum-likelihood estimate does "
             "not exist (unpenalised coefficients run to infinity). " + tail + "Remedies: fit "
             "with a penalty (penalty='l2'), drop or merge the features or classes involved, "
             "or collect more data."
@@ -128,23 +130,32 @@ def _solve_lp(Q, pr, pc, K):
     return res.x.reshape(K - 1, p), -res.fun
 
 
-def _gaps(source, Z, fit_intercept, scale):
-    """For every row: the largest logit of another class minus the logit of its class,
-    maximised over the classes it was observed in (> 0 violates the direction)."""
-    K = source.n_classes
+def _margins(source, Z, fit_intercept, scale):
+    """Per row, the pair margins ``A_c - A_k`` under the direction ``Z``, as blocks.
+
+    Yields ``(rows, r, c, M)``: for each (row ``r``, observed class ``c``) pair the margins
+    ``M`` of shape (n_pairs, K) against every class (the own class set to ``+inf``).
+    """
     V = np.vstack([np.zeros((1, Z.shape[1])), Z])
-    gaps = np.empty(source.n_samples)
     for start in range(0, source.n_samples, source.block_rows):
         rows = np.arange(start, min(start + source.block_rows, source.n_samples))
         A = _scaled_design(source.X[rows], fit_intercept, scale) @ V.T
         r, c = _positive_classes(source.targets, rows)
-        own = A[r - start, c]
-        Ao = A[r - start].copy()
-        Ao[np.arange(r.size), c] = -np.inf
-        g = np.full(rows.size, -np.inf)
-        np.maximum.at(g, r - start, Ao.max(axis=1) - own if K > 1 else 0.0)
-        gaps[rows] = g
-    return gaps
+        M = A[r - start, c][:, None] - A[r - start]
+        M[np.arange(r.size), c] = np.inf
+        yield rows, r, c, M
+
+
+def _gaps(source, Z, fit_intercept, scale):
+    """Per row: the worst pair margin, negated (> 0 violates the direction), and the best
+    pair margin (> 0: the row is strictly separated from some class)."""
+    gaps = np.full(source.n_samples, -np.inf)
+    best = np.full(source.n_samples, -np.inf)
+    for _, r, _, M in _margins(source, Z, fit_intercept, scale):
+        np.maximum.at(gaps, r, -M.min(axis=1))
+        M[~np.isfinite(M)] = -np.inf
+        np.maximum.at(best, r, M.max(axis=1))
+    return gaps, best
 
 
 def _initial_rows(source, rng, size=1500, per_class=60):
@@ -193,13 +204,13 @@ def find_separation(objective, feature_names, class_labels, max_rounds=25):
         tol = 1e-7 * Z.shape[1] if Z is not None else 0.0
         if Z is None or value <= 100 * tol:
             return None
-        gaps = _gaps(source, Z, fi, scale)
+        gaps, best = _gaps(source, Z, fi, scale)
         gaps[source.weights <= 0] = -np.inf
         bad = np.flatnonzero(gaps > tol)
         if bad.size == 0:
-            if not np.any(gaps < -tol):
+            if not np.any(best[source.weights > 0] > tol):
                 return None
-            return _describe(Z, gaps, tol, source, feature_names, class_labels, fi)
+            return _describe(Z, gaps, best, tol, source, feature_names, class_labels, fi, scale)
         extra = np.setdiff1d(bad[np.argsort(gaps[bad])[::-1][: max(500, rows.size)]], rows)
         if extra.size == 0:  # violations the LP tolerates numerically: undecided
             return None
@@ -207,37 +218,33 @@ def find_separation(objective, feature_names, class_labels, max_rounds=25):
     return None
 
 
-def _describe(Z, gaps, tol, source, feature_names, class_labels, fi):
+def _describe(Z, gaps, best, tol, source, feature_names, class_labels, fi, scale):
     V = np.vstack([np.zeros((1, Z.shape[1])), Z])
     spread = V.max(axis=0) - V.min(axis=0)
     names = [str(f) for f in feature_names] + (["intercept"] if fi else [])
     used = [names[m] for m in np.flatnonzero(spread > 1e-6 * spread.max())]
     live = source.weights > 0
-    strict = live & (gaps < -tol)
-    labels = source.targets if source.targets.ndim == 1 else source.targets.argmax(axis=1)
+    K = source.n_classes
+    counts = np.zeros((K, K), dtype=np.int64)
+    for _, r, c, M in _margins(source, Z, fi, scale):
+        hit = np.isfinite(M) & (M > tol) & live[r][:, None]
+        np.add.at(
+            counts,
+            (np.minimum(c[:, None], np.arange(K)), np.maximum(c[:, None], np.arange(K))),
+            hit,
+        )
+    pairs = [
+        (str(class_labels[i]), str(class_labels[j]), int(counts[i, j]))
+        for i in range(K)
+        for j in range(i + 1, K)
+        if counts[i, j]
+    ]
     return Separation(
-        complete=bool(np.all(strict[live])),
-        class_pairs=_class_pairs(source, strict, gaps, labels, class_labels),
+        complete=bool(np.all(gaps[live] < -tol)),
+        class_pairs=pairs,
         features=used,
-        n_boundary=int(np.sum(live & ~strict)),
+        n_boundary=int(np.sum(live & ~(best > tol))),
     )
-
-
-def _class_pairs(source, strict, gaps, labels, class_labels):
-    """For each observed class, how many of its observations are strictly separated."""
-    out = []
-    for k in range(source.n_classes):
-        n = int(np.sum(strict & (labels == k)))
-        if n:
-            others = [str(class_labels[j]) for j in range(source.n_classes) if j != k]
-            out.append(
-                (
-                    str(class_labels[k]),
-                    " and ".join(others) if len(others) < 4 else "the other classes",
-                    n,
-                )
-            )
-    return out
 
 
 def warn_if_separated(objective, feature_names, class_labels, stacklevel=3) -> bool:
