@@ -30,15 +30,18 @@ def is_source(X) -> bool:
     return callable(getattr(X, "map_reduce", None)) and hasattr(X, "n_classes")
 
 
-def class_weight_vector(class_weight, classes, counts) -> np.ndarray:
-    """Per-class weights as scikit-learn's ``compute_class_weight`` from class counts."""
+def class_weight_vector(class_weight, classes, totals) -> np.ndarray:
+    """Per-class weights from the per-class sample-weight totals, as the in-memory fit.
+
+    ``"balanced"`` is scikit-learn's weighted rule: ``total / (K * class total)``.
+    """
     if class_weight is None:
         return np.ones(classes.size)
     if isinstance(class_weight, str) and class_weight == "balanced":
-        counts = np.asarray(counts, dtype=np.float64)
-        if np.any(counts == 0):
-            raise ValueError("class_weight='balanced' needs samples of every class.")
-        return counts.sum() / (classes.size * counts)
+        totals = np.asarray(totals, dtype=np.float64)
+        return np.where(totals > 0, totals.sum(), 0.0) / (
+            classes.size * np.where(totals > 0, totals, 1.0)
+        )
     if isinstance(class_weight, dict):
         unknown = [k for k in class_weight if k not in set(classes.tolist())]
         if unknown:
@@ -49,7 +52,20 @@ def class_weight_vector(class_weight, classes, counts) -> np.ndarray:
 
 def objective_for(est, source) -> Objective:
     """The estimator's objective over any source (same rules as the in-memory fit)."""
-    l2 = 1.0 / est.C if est.penalty == "l2" else 0.0
+    from ._proximal import split_penalty
+
+    l2, _, kind = split_penalty(
+        est.penalty,
+        est.C,
+        getattr(est, "l1_ratio", None),
+        getattr(est, "penalty_factor", None),
+        source.n_features,
+    )
+    if kind is not None:
+        raise ValueError(
+            f"penalty={est.penalty!r} is not available on streamed or Dask data; use 'l2' or "
+            "None (or load the data in memory)."
+        )
     reference = source.n_classes == 2 or est.penalty is None
     return Objective(source, l2=l2, fit_intercept=est.fit_intercept, reference=reference)
 
@@ -124,9 +140,12 @@ def fit_source(est, source, *, checkpoint=None, checkpoint_every=1, resume=True)
             "SoftmaxRegression needs samples of at least 2 classes; the source has only "
             f"{classes.tolist()}."
         )
+    if getattr(est, "basis", None) is not None:
+        raise ValueError("basis= is not available on streamed or Dask data yet.")
+    est.basis_ = None
     if hasattr(source, "set_class_weight"):
-        counts = getattr(source, "class_counts", None)
-        source.set_class_weight(class_weight_vector(est.class_weight, classes, counts))
+        totals = getattr(source, "class_weight_sums", None)
+        source.set_class_weight(class_weight_vector(est.class_weight, classes, totals))
     elif est.class_weight is not None:
         raise ValueError(f"{type(source).__name__} does not support class_weight.")
     est.classes_ = classes

@@ -36,7 +36,7 @@ import numpy as np
 
 from ._sources import Block, default_block_rows, sum_tuples
 
-__all__ = ["CSVSource", "ParquetSource", "open_source"]
+__all__ = ["CSVSource", "ParquetSource", "iter_tables", "open_source"]
 
 #: Parquet row groups up to this decoded size are read whole (several times faster than
 #: batch iteration); larger ones are read in batches so that memory stays bounded.
@@ -527,11 +527,30 @@ class CSVSource(_FileSource):
                 raise ValueError(f"Cannot parse {f}: {exc}") from exc
 
 
+def _format_of(files) -> type:
+    if all(f.name.lower().endswith(ParquetSource._suffixes) for f in files):
+        return ParquetSource
+    if all(f.name.lower().endswith(CSVSource._suffixes) for f in files):
+        return CSVSource
+    raise ValueError(
+        f"Cannot tell the format of {[str(f) for f in files[:3]]} from the extension "
+        "(.parquet or .csv): use ParquetSource or CSVSource."
+    )
+
+
+def iter_tables(path, columns, batch_rows: int, *, numeric=(), delimiter=",") -> Iterator:
+    """Arrow tables of exactly ``batch_rows`` rows (the last fewer) of ``columns`` of files.
+
+    In CSV files the ``numeric`` columns are parsed as float64, the others are inferred.
+    """
+    files = _list_files(path, ParquetSource._suffixes + CSVSource._suffixes)
+    reader = _format_of(files).__new__(_format_of(files))
+    reader.files, reader.delimiter = files, delimiter
+    reader.feature_names = np.asarray(list(numeric), dtype=object)
+    return reader._tables(list(columns), batch_rows)
+
+
 def open_source(path, **kwargs):
     """A :class:`ParquetSource` or :class:`CSVSource` chosen by the file extension."""
     files = _list_files(path, ParquetSource._suffixes + CSVSource._suffixes)
-    if all(f.name.lower().endswith(ParquetSource._suffixes) for f in files):
-        return ParquetSource(files, **kwargs)
-    if all(f.name.lower().endswith(CSVSource._suffixes) for f in files):
-        return CSVSource(files, **kwargs)
-    raise ValueError(f"Cannot tell the format of {path}: use ParquetSource or CSVSource.")
+    return _format_of(files)(files, **kwargs)

@@ -1,0 +1,223 @@
+"""Streamed Parquet/CSV sources: the same optimum as the in-memory fit, bounded memory, errors."""
+
+import tracemalloc
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+
+from softmaxreg import CSVSource, ParquetSource, SoftmaxRegression, open_source
+from softmaxreg._objective import Objective
+from softmaxreg._sources import ArraySource
+from softmaxreg._stream_predict import predict_file
+
+
+def make_frame(n=600, d=4, k=3, seed=0, labels=("ant", "bee", "cat", "dog")):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    W = rng.normal(size=(k, d))
+    codes = np.argmax(X @ W.T + rng.gumbel(size=(n, k)), axis=1)
+    df = pd.DataFrame(X, columns=[f"f{j}" for j in range(d)])
+    df["label"] = np.asarray(labels[:k], dtype=object)[codes]
+    df["w"] = rng.uniform(0.2, 2.0, size=n)
+    return df
+
+
+def features_of(df):
+    return df[[c for c in df.columns if c.startswith("f")]].to_numpy()
+
+
+def coef_of(model):
+    return np.hstack([model.coef_, model.intercept_[:, None]])
+
+
+def rel_diff(a, b):
+    A, B = coef_of(a), coef_of(b)
+    return np.abs(A - B).max() / np.abs(A).max()
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return make_frame()
+
+
+@pytest.fixture(scope="module")
+def parquet_path(tmp_path_factory, frame):
+    path = tmp_path_factory.mktemp("pq") / "data.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=100)
+    return path
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "newton-cg"])
+@pytest.mark.parametrize("batch_rows", [1, 37, 256, 10_000])
+def test_parquet_streamed_equals_in_memory(parquet_path, frame, solver, batch_rows):
+    X, y = features_of(frame), frame["label"].to_numpy()
+    kw = dict(solver=solver, tol=1e-10, C=0.5)
+    ref = SoftmaxRegression(**kw).fit(X, y)
+    src = ParquetSource(
+        parquet_path, target="label", features=["f0", "f1", "f2", "f3"], batch_rows=batch_rows
+    )
+    model = SoftmaxRegression(**kw).fit(src)
+    assert rel_diff(ref, model) < 1e-8
+    assert list(model.classes_) == ["ant", "bee", "cat"]
+    assert list(model.feature_names_in_) == ["f0", "f1", "f2", "f3"]
+    assert model.result_.converged
+
+
+def test_weights_and_class_weight_stream_like_in_memory(parquet_path, frame):
+    X, y, w = features_of(frame), frame["label"].to_numpy(), frame["w"].to_numpy()
+    for cw in (None, "balanced", {"ant": 3.0}):
+        kw = dict(solver="lbfgs", tol=1e-10, class_weight=cw)
+        ref = SoftmaxRegression(**kw).fit(X, y, sample_weight=w)
+        src = ParquetSource(parquet_path, target="label", weight="w", batch_rows=50)
+        assert rel_diff(ref, SoftmaxRegression(**kw).fit(src)) < 1e-8
+
+
+def test_penalty_none_binary_and_float32(tmp_path):
+    df = make_frame(n=400, d=3, k=2, seed=3)
+    path = tmp_path / "b.parquet"
+    df.to_parquet(path)
+    X, y = features_of(df), df["label"].to_numpy()
+    for kw in (dict(penalty=None), dict(C=2.0)):
+        ref = SoftmaxRegression(solver="lbfgs", tol=1e-10, **kw).fit(X, y)
+        model = SoftmaxRegression(solver="lbfgs", tol=1e-10, **kw).fit(
+            ParquetSource(path, target="label", features=["f0", "f1", "f2"], batch_rows=64)
+        )
+        assert model.coef_.shape == (1, 3)
+        assert rel_diff(ref, model) < 1e-8
+    ref32 = SoftmaxRegression(solver="lbfgs").fit(X.astype(np.float32), y)
+    m32 = SoftmaxRegression(solver="lbfgs").fit(
+        ParquetSource(path, target="label", features=["f0", "f1", "f2"], dtype=np.float32)
+    )
+    assert m32.coef_.dtype == np.float32
+    np.testing.assert_allclose(m32.coef_, ref32.coef_, rtol=1e-4, atol=1e-5)
+
+
+def test_oracle_identical_across_sources(parquet_path, frame):
+    """Loss, gradient and Hessian products of a streamed source equal the in-memory ones."""
+    X, y = features_of(frame), frame["label"].to_numpy()
+    codes = np.unique(y, return_inverse=True)[1]
+    mem = Objective(ArraySource(X, codes, np.ones(len(y)), 3), l2=0.3)
+    st = Objective(
+        ParquetSource(
+            parquet_path, target="label", features=["f0", "f1", "f2", "f3"], batch_rows=29
+        ),
+        l2=0.3,
+    )
+    coef = np.random.default_rng(1).normal(size=mem.n_coef)
+    f1, g1, h1 = mem.loss_grad_hessp(coef)
+    f2, g2, h2 = st.loss_grad_hessp(coef)
+    v = np.random.default_rng(2).normal(size=mem.n_coef)
+    np.testing.assert_allclose(f2, f1, rtol=1e-13)
+    np.testing.assert_allclose(g2, g1, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(h2(v), h1(v), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("batch_rows", [13, 500])
+@pytest.mark.parametrize("cache", [False, True])
+def test_csv_streamed_equals_in_memory(tmp_path, frame, batch_rows, cache):
+    path = tmp_path / "data.csv"
+    frame.to_csv(path, index=False)
+    back = pacsv.read_csv(path).to_pandas()  # the exact doubles the CSV holds
+    X, y = features_of(back), back["label"].to_numpy()
+    ref = SoftmaxRegression(solver="lbfgs", tol=1e-10).fit(X, y)
+    src = CSVSource(
+        path, target="label", features=["f0", "f1", "f2", "f3"], batch_rows=batch_rows, cache=cache
+    )
+    model = SoftmaxRegression(solver="lbfgs", tol=1e-10).fit(src)
+    assert rel_diff(ref, model) < 1e-8
+    if cache:
+        assert src._cache is not None and src._cache.complete
+        src.close()
+
+
+def test_directory_of_files_equals_single_file(tmp_path, parquet_path, frame):
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    for i, start in enumerate(range(0, len(frame), 170)):
+        frame.iloc[start : start + 170].to_parquet(folder / f"part-{i:03d}.parquet")
+    one = SoftmaxRegression(solver="lbfgs", tol=1e-10).fit(
+        ParquetSource(parquet_path, target="label", weight="w", batch_rows=64)
+    )
+    many = SoftmaxRegression(solver="lbfgs", tol=1e-10).fit(
+        open_source(folder, target="label", weight="w", batch_rows=64)
+    )
+    np.testing.assert_array_equal(coef_of(one), coef_of(many))  # same blocks: bitwise
+
+
+def test_first_pass_facts(parquet_path, frame):
+    src = ParquetSource(parquet_path, target="label", weight="w")
+    counts = frame["label"].value_counts().sort_index()
+    assert src.n_samples == len(frame) and src.n_features == 4  # w and label excluded
+    np.testing.assert_array_equal(src.class_counts, counts.to_numpy())
+    np.testing.assert_allclose(src.weight_sum, frame["w"].sum())
+
+
+def test_peak_memory_is_bounded_by_the_block(tmp_path):
+    """Python-side allocations of a streamed pass stay far below the data size."""
+    rng = np.random.default_rng(0)
+    n, d = 200_000, 20
+    table = pa.table(
+        {**{f"f{j}": rng.normal(size=n) for j in range(d)}, "y": rng.integers(0, 4, n)}
+    )
+    path = tmp_path / "big.parquet"
+    pq.write_table(table, path, row_group_size=10_000)
+    data_bytes = n * d * 8  # 32 MB decoded
+    del table
+    src = ParquetSource(path, target="y", batch_rows=2_000)
+    objective = Objective(src, l2=1.0)
+    tracemalloc.start()
+    try:
+        objective.loss_grad(np.zeros(objective.n_coef))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < data_bytes / 8, (peak, data_bytes)
+
+
+def test_streaming_predict_matches_predict(tmp_path, parquet_path, frame):
+    model = SoftmaxRegression().fit(ParquetSource(parquet_path, target="label", weight="w"))
+    for out in (tmp_path / "p.parquet", tmp_path / "p.csv"):
+        n = predict_file(model, parquet_path, out, proba=True, keep=["label"], batch_rows=71)
+        assert n == len(frame)
+        got = pd.read_parquet(out) if out.suffix == ".parquet" else pd.read_csv(out)
+        X = frame[list(model.feature_names_in_)]
+        np.testing.assert_array_equal(got["prediction"], model.predict(X))
+        np.testing.assert_allclose(
+            got[[f"proba_{c}" for c in model.classes_]], model.predict_proba(X), rtol=1e-12
+        )
+        assert list(got["label"]) == list(frame["label"])
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_errors_are_clear(tmp_path, parquet_path, frame):
+    with pytest.raises(ValueError, match="'nope' is not in"):
+        ParquetSource(parquet_path, target="nope")
+    with pytest.raises(ValueError, match="not numeric.*label"):
+        ParquetSource(parquet_path, target="w", features=["f0", "label"])
+    with pytest.raises(FileNotFoundError):
+        ParquetSource(tmp_path / "missing.parquet", target="label")
+    bad = tmp_path / "corrupt.parquet"
+    bad.write_bytes(b"PAR1 this is not parquet")
+    with pytest.raises(ValueError, match="Parquet"):
+        ParquetSource(bad, target="label")
+    with pytest.raises(ValueError, match="without y"):
+        SoftmaxRegression().fit(ParquetSource(parquet_path, target="label"), frame["label"])
+    nan = frame.copy()
+    nan.loc[5, "f1"] = np.nan
+    nan.to_parquet(tmp_path / "nan.parquet")
+    with pytest.raises(ValueError, match="missing values|NaN"):
+        SoftmaxRegression().fit(ParquetSource(tmp_path / "nan.parquet", target="label"))
+    csv = tmp_path / "bad.csv"
+    csv.write_text("a,b,y\n1,2,x\n3,oops,y\n")
+    with pytest.raises(ValueError, match="bad.csv"):
+        SoftmaxRegression().fit(CSVSource(csv, target="y"))
+    one = tmp_path / "one.csv"
+    one.write_text("a,y\n1,x\n2,x\n")
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        SoftmaxRegression().fit(CSVSource(one, target="y"))
+    with pytest.raises(ValueError, match="not in classes"):
+        ParquetSource(parquet_path, target="label", classes=["ant", "bee"])
