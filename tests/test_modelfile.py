@@ -556,3 +556,14 @@ def test_array_parameter_round_trip(tmp_path):
     loaded = load_model(tmp_path / "m.smr")
     np.testing.assert_array_equal(loaded.penalty_factor, model.penalty_factor)
     assert loaded.predict_proba(X).tobytes() == model.predict_proba(X).tobytes()
+
+
+def test_basis_input_width_is_checked(tmp_path):
+    X, codes = _blobs()
+    model = SoftmaxRegression(basis="poly:2").fit(X, codes)
+    save_model(model, tmp_path / "m.smr")
+    _edit_model_json(
+        tmp_path / "m.smr", tmp_path / "bad.smr", lambda doc, e: doc.update(n_features_in=5)
+    )
+    with pytest.raises(ModelFileError, match="the basis takes 4 features but the model has 5"):
+        load_model(tmp_path / "bad.smr")

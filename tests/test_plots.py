@@ -166,3 +166,11 @@ def test_import_does_not_load_matplotlib_or_onnx():
         "assert 'onnx' not in sys.modules and 'onnxruntime' not in sys.modules, 'onnx'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_coef_plot_names_basis_columns():
+    X, codes = _blobs(d=2)
+    model = SoftmaxRegression(basis="poly:2").fit(X, codes)
+    labels = [t.get_text() for t in plot_coef(model).get_xticklabels()]
+    assert len(labels) == model.coef_.shape[1] == 5
+    assert "x0^2" in labels and "x0 x1" in labels

@@ -604,6 +604,14 @@ def _check_shapes(model) -> None:
             f"Inconsistent model file: coef_ has {coef.shape[1]} columns but the model has "
             f"{model.n_features_in_} features."
         )
+    basis = getattr(model, "basis_", None)
+    if basis is not None and getattr(basis, "n_features_in_", model.n_features_in_) != (
+        model.n_features_in_
+    ):
+        raise ModelFileError(
+            f"Inconsistent model file: the basis takes {basis.n_features_in_} features but the "
+            f"model has {model.n_features_in_}."
+        )
     names = getattr(model, "feature_names_in_", None)
     if names is not None and names.shape != (model.n_features_in_,):
         raise ModelFileError("Inconsistent model file: feature names do not match n_features_in_.")

@@ -66,6 +66,15 @@ def _feature_names(model) -> list[str]:
     return [str(n) for n in names]
 
 
+def _coef_names(model) -> list[str]:
+    """Names of the columns of ``coef_``: basis outputs when there is a basis, else inputs."""
+    if getattr(model, "basis_", None) is not None:
+        from ._basis import coef_feature_names
+
+        return [str(n) for n in coef_feature_names(model)]
+    return _feature_names(model)
+
+
 def plot_confusion(model, X, y, ax=None):
     """Confusion matrix of ``model.predict(X)`` against ``y``, with counts in each cell.
 
@@ -306,7 +315,7 @@ def plot_coef(model, ax=None):
     rows = [f"{classes[1]} vs {classes[0]}"] if coef.shape[0] == 1 else classes
     ax.set_yticks(range(len(rows)), rows)
     if coef.shape[1] <= 50:
-        ax.set_xticks(range(coef.shape[1]), _feature_names(model)[: coef.shape[1]], rotation=90)
+        ax.set_xticks(range(coef.shape[1]), _coef_names(model), rotation=90)
     ax.set_xlabel("feature")
     ax.set_title("Coefficients")
     return ax
