@@ -122,9 +122,13 @@ _EXAMPLES = {
     "evaluate": """examples:
   softmaxreg evaluate iris.softmaxreg test.csv
   softmaxreg evaluate iris.softmaxreg test.csv --json | jq .accuracy""",
-    "summary": """examples:
-  softmaxreg summary iris.softmaxreg train.csv
-  softmaxreg summary iris.softmaxreg train.csv --json""",
+    "summary": """The model must be unpenalised (fitted with --penalty none): classical standard
+errors do not hold for a penalised fit.
+
+examples:
+  softmaxreg fit train.csv --target species --penalty none -o mle.softmaxreg
+  softmaxreg summary mle.softmaxreg train.csv
+  softmaxreg summary mle.softmaxreg train.csv --cov-type HC1 --json""",
     "plot": """examples:
   softmaxreg plot iris.softmaxreg test.csv --kind confusion -o confusion.png
   softmaxreg plot iris.softmaxreg test.csv --kind boundary \\
@@ -234,6 +238,18 @@ def _add_predict_like(subparsers, common):
         p.add_argument("--target", help="label column (default: the training target)")
         p.add_argument("--json", action="store_true", help="print the results as JSON")
         _format_option(p)
+        if name == "summary":
+            p.add_argument(
+                "--cov-type",
+                choices=["nonrobust", "HC0", "HC1"],
+                default="nonrobust",
+                help="covariance of the estimates",
+            )
+            p.add_argument(
+                "--reference-class",
+                metavar="LABEL",
+                help="the class whose logits are zero (default: the first)",
+            )
 
 
 def _add_other(subparsers, common):
@@ -324,6 +340,15 @@ def _check_usage(args) -> None:
         and args.kind in ("confusion", "boundary", "calibration")
     ):
         raise UsageError(f"--kind {args.kind} needs a DATA file")
+    if args.command == "fit" and args.target is None:
+        from ._io import DataError, detect_format
+
+        try:
+            fmt = detect_format(args.data, args.format)
+        except DataError:
+            fmt = None  # reported as a data error when the file is read
+        if fmt in ("csv", "parquet"):
+            raise UsageError("--target COL is required for CSV and Parquet data")
     if args.command == "gradcheck" and not args.threshold > 0:
         raise UsageError("--threshold must be positive")
 

@@ -41,8 +41,19 @@ def _log(args, message: str) -> None:
         print(message, file=sys.stderr)
 
 
+def _jsonable(obj):
+    """``obj`` with NaN and infinities as ``None`` (JSON has no such numbers)."""
+    if isinstance(obj, float):
+        return obj if np.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    return obj
+
+
 def _json(obj) -> None:
-    print(json.dumps(obj, indent=2, allow_nan=False))
+    print(json.dumps(_jsonable(obj), indent=2, allow_nan=False))
 
 
 # -- fit -------------------------------------------------------------------------------------
@@ -214,13 +225,44 @@ def cmd_summary(args) -> int:
             "`summary` needs SoftmaxRegression.inference, which this version "
             "of softmaxreg does not have"
         )
-    results = model.inference(data.X, align_labels(data.y, model.classes_))
+    kwargs = {"cov_type": args.cov_type}
+    if args.reference_class is not None:
+        classes = [str(c) for c in model.classes_.tolist()]
+        if args.reference_class not in classes:
+            raise DataError(f"--reference-class must be one of {classes}")
+        kwargs["reference_class"] = model.classes_[classes.index(args.reference_class)]
+    results = model.inference(data.X, align_labels(data.y, model.classes_), **kwargs)
     if args.json:
-        table = results.to_frame()
-        _json(json.loads(table.reset_index().to_json(orient="records")))
+        _json(_records(results.to_frame()))
     else:
         print(results.summary())
     return 0
+
+
+_COLUMN_KEYS = {"coef": "coef", "std err": "std_err", "z": "z", "P>|z|": "p_value"}
+
+
+def _records(table) -> list:
+    """The coefficient table as JSON records with snake_case keys and full precision."""
+    keys = []
+    for name in table.columns:
+        name = str(name)
+        if name in _COLUMN_KEYS:
+            keys.append(_COLUMN_KEYS[name])
+        elif name.startswith("["):
+            keys.append("ci_lower")
+        elif name.endswith("]"):
+            keys.append("ci_upper")
+        else:
+            keys.append("_".join(name.lower().split()))
+    flat = table.reset_index()
+    index_names = [str(n) for n in flat.columns[: flat.shape[1] - len(keys)]]
+    out = []
+    for row in flat.itertuples(index=False):
+        labels = [v.item() if isinstance(v, np.generic) else v for v in row[: len(index_names)]]
+        values = [float(v) for v in row[len(index_names) :]]
+        out.append(dict(zip(index_names + keys, labels + values, strict=True)))
+    return out
 
 
 # -- plot, export ----------------------------------------------------------------------------
