@@ -215,6 +215,10 @@ def export_onnx(model, path, *, sample=None, atol: float = 1e-5) -> None:
     :class:`ONNXExportError`, leaving no file) if any probability differs from
     ``model.predict_proba`` by more than ``atol``. The file is written atomically.
 
+    The input is float32, as in most ONNX classifiers: rows are rounded to float32 on the way
+    in, and the check compares with the model on the same rounded rows. Inside, float64
+    models compute in double. Prediction-time ``offset`` has no input in the graph.
+
     Parameters
     ----------
     model : SoftmaxRegression

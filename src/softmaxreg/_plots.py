@@ -91,6 +91,16 @@ def plot_confusion(model, X, y, ax=None):
     -------
     ax : matplotlib Axes
         Rows are true classes, columns predicted classes (``classes_`` order).
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from softmaxreg import SoftmaxRegression, plot_confusion
+    >>> X, y = load_iris(return_X_y=True)
+    >>> model = SoftmaxRegression().fit(X, y)
+    >>> ax = plot_confusion(model, X, y)
+    >>> ax.get_xlabel()
+    'predicted class'
     """
     from sklearn.metrics import confusion_matrix
 
@@ -164,6 +174,16 @@ def plot_boundary(model, X, y, features=(0, 1), ax=None, *, resolution: int = 20
     -------
     ax : matplotlib Axes
         ``ax.images[0]`` holds the predicted class index (into ``classes_``) on the grid.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from softmaxreg import SoftmaxRegression, plot_boundary
+    >>> X, y = load_iris(return_X_y=True)
+    >>> model = SoftmaxRegression().fit(X, y)
+    >>> ax = plot_boundary(model, X, y, features=(2, 3), resolution=50)
+    >>> sorted(set(ax.images[0].get_array().ravel().tolist()))
+    [0, 1, 2]
     """
     from matplotlib.colors import ListedColormap
     from matplotlib.lines import Line2D
@@ -229,6 +249,15 @@ def plot_loss(model, ax=None):
     Returns
     -------
     ax : matplotlib Axes
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from softmaxreg import SoftmaxRegression, plot_loss
+    >>> X, y = load_iris(return_X_y=True)
+    >>> model = SoftmaxRegression().fit(X, y)
+    >>> ax = plot_loss(model)
+    >>> ax.get_yscale()
+    'log'
     """
     result = getattr(model, "result_", None)
     if result is None or not getattr(result, "history", None):
@@ -272,6 +301,16 @@ def plot_calibration(model, X, y, ax=None, *, n_bins: int = 10):
     -------
     ax : matplotlib Axes
         One line per class (``ax.lines[1:]``; ``ax.lines[0]`` is the diagonal).
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from softmaxreg import SoftmaxRegression, plot_calibration
+    >>> X, y = load_iris(return_X_y=True)
+    >>> model = SoftmaxRegression().fit(X, y)
+    >>> ax = plot_calibration(model, X, y)
+    >>> len(ax.lines)
+    4
     """
     from sklearn.calibration import calibration_curve
 
@@ -334,6 +373,17 @@ def save_figure(fig, path, *, dpi: int = 150) -> None:
         Ends in ``.png``, ``.svg`` or ``.pdf``.
     dpi : int, default=150
         Resolution of PNG output.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from sklearn.datasets import load_iris
+    >>> from softmaxreg import SoftmaxRegression, plot_coef, save_figure
+    >>> X, y = load_iris(return_X_y=True)
+    >>> path = os.path.join(tempfile.mkdtemp(), "coef.svg")
+    >>> save_figure(plot_coef(SoftmaxRegression().fit(X, y)), path)
+    >>> os.path.getsize(path) > 0
+    True
     """
     if not hasattr(fig, "savefig"):
         fig = getattr(fig, "figure", None)  # an Axes: its figure
