@@ -249,6 +249,7 @@ def plot_loss(model, ax=None):
     Returns
     -------
     ax : matplotlib Axes
+
     Examples
     --------
     >>> from sklearn.datasets import load_iris
