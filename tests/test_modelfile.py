@@ -567,3 +567,17 @@ def test_basis_input_width_is_checked(tmp_path):
     )
     with pytest.raises(ModelFileError, match="the basis takes 4 features but the model has 5"):
         load_model(tmp_path / "bad.smr")
+
+
+def test_npy_header_claiming_a_huge_array_is_rejected_before_allocating(saved, tmp_path):
+    _, _, path = saved
+
+    def edit(doc, entries):
+        blob = _npy(np.zeros((3, 4)))
+        header = blob[: blob.index(b"\n") + 1].replace(b"(3, 4)", b"(3, 400000000000)")
+        entries["arrays/coef_.npy"] = header + blob[len(header) :]
+        doc["arrays"]["coef_"]["shape"] = [3, 400000000000]
+
+    _edit_model_json(path, tmp_path / "m.smr", edit)
+    with pytest.raises(ModelFileError, match="claims shape"):
+        load_model(tmp_path / "m.smr")

@@ -543,6 +543,34 @@ def load_model(path):
 
 
 # -- format version 1 ------------------------------------------------------------------------
+def _read_npy(blob: bytes, key) -> np.ndarray:
+    """An ``.npy`` entry as an array, checking its header before allocating anything.
+
+    ``np.load`` would allocate the shape the header claims before noticing the data is short;
+    here the claimed size must equal the bytes present, and object dtypes are refused.
+    """
+    fp = io.BytesIO(blob)
+    version = np.lib.format.read_magic(fp)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(fp)
+    elif version == (2, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp)
+    else:
+        raise ModelFileError(f"Array {key!r} has an unsupported .npy version {version}.")
+    if dtype.kind not in _ARRAY_KINDS or dtype.hasobject or dtype.fields is not None:
+        raise ModelFileError(f"Array {key!r} has a forbidden dtype {dtype}.")
+    count = 1
+    for n in shape:
+        count *= int(n)
+    offset = fp.tell()
+    if count * dtype.itemsize != len(blob) - offset:
+        raise ModelFileError(
+            f"Array {key!r} claims shape {shape} but holds {len(blob) - offset} bytes of data."
+        )
+    flat = np.frombuffer(blob, dtype=dtype, count=count, offset=offset)
+    return flat.reshape(shape, order="F" if fortran else "C").copy(order="K")
+
+
 class _V1Reader:
     """Reads the arrays of a version-1 file through its array table, checking each one."""
 
@@ -555,9 +583,7 @@ class _V1Reader:
         blob = self.entries.get(spec.get("entry"))
         if not isinstance(blob, bytes) or not spec["entry"].endswith(".npy"):
             raise ModelFileError(f"Array {key!r} is missing from the model file.")
-        array = np.lib.format.read_array(io.BytesIO(blob), allow_pickle=False)
-        if array.dtype.kind not in _ARRAY_KINDS:
-            raise ModelFileError(f"Array {key!r} has a forbidden dtype {array.dtype}.")
+        array = _read_npy(blob, key)
         if array.dtype.str != spec.get("dtype") or list(array.shape) != spec.get("shape"):
             raise ModelFileError(
                 f"Array {key!r} has dtype {array.dtype.str} and shape {list(array.shape)}, "
