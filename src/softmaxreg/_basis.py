@@ -88,7 +88,7 @@ class RBFFeatures(TransformerMixin, BaseEstimator):
             raise ValueError(f"n_centers must be a positive integer, got {self.n_centers!r}.")
         n_distinct = np.unique(X, axis=0).shape[0]
         k = min(int(self.n_centers), n_distinct)
-        km = KMeans(n_clusters=k, n_init=3, random_state=self.random_state).fit(X)
+        km = KMeans(n_clusters=k, n_init=1, random_state=self.random_state).fit(X)
         self.centers_ = km.cluster_centers_.astype(np.float64)
         if self.width == "auto":
             diff = self.centers_[:, None, :] - self.centers_[None, :, :]

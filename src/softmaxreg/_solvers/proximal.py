@@ -34,7 +34,7 @@ def _prox_step(oracle, penalty, y, fy, gy, L):
         d = x - y
         fx = oracle.loss(x)
         bound = fy + gy @ d + 0.5 * L * (d @ d)
-        if fx <= bound + 1e-12 * abs(fy):
+        if fx <= bound + 4 * np.finfo(float).eps * abs(fy):
             return x, fx, L
         L *= 2.0
     return x, fx, L
@@ -72,7 +72,9 @@ def minimize(oracle, coef0, *, penalty, tol, max_iter, callback=None) -> SolverR
             break
         x_new, f_new, L = _prox_step(oracle, penalty, y, fy, gy, L)
         F_new = f_new + penalty.value(x_new)
-        if F_new > F:  # momentum overshot: restart from x with a plain proximal step
+        # Momentum overshot: restart from x with a plain proximal step (values within a few
+        # ulps count as no increase, so that rounding does not stop the solver early).
+        if F_new > F + 8 * np.finfo(float).eps * max(abs(F), 1.0):
             if y_is_x:
                 message = "no further decrease: the objective is at its precision limit"
                 break
@@ -87,7 +89,7 @@ def minimize(oracle, coef0, *, penalty, tol, max_iter, callback=None) -> SolverR
         if step_res <= stop.gtol:  # the cheap test passed: compute the real certificate
             f, g = oracle.loss_grad(x)
             r = penalty.residual(x, g)
-        if stop.record(x, F, r, 1.0 / L):
+        if stop.record(x, F, r if g is not None else [step_res], 1.0 / L):
             message = "stopped by callback"
             break
         y_is_x = beta == 0.0

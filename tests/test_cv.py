@@ -1,0 +1,121 @@
+"""SoftmaxRegressionCV and the warm-started regularisation path: parity with scikit-learn's
+LogisticRegressionCV on the same folds and grid, and folds that miss a class."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_classification
+from sklearn.linear_model import LogisticRegressionCV
+from sklearn.metrics import accuracy_score, log_loss
+from sklearn.model_selection import KFold, StratifiedKFold
+
+from softmaxreg import SoftmaxRegression, SoftmaxRegressionCV
+from softmaxreg._path import regularization_path
+
+X, Y = make_classification(300, 8, n_informative=4, n_classes=3, random_state=0)
+CS = np.logspace(-3, 2, 8)
+FOLDS = StratifiedKFold(4, shuffle=True, random_state=0)
+
+
+def test_same_choice_and_scores_as_logistic_regression_cv():
+    ours = SoftmaxRegressionCV(Cs=CS, cv=FOLDS, tol=1e-10, max_iter=200).fit(X, Y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = LogisticRegressionCV(
+            Cs=CS,
+            cv=FOLDS,
+            scoring="neg_log_loss",
+            l1_ratios=(0.0,),
+            tol=1e-8,
+            solver="newton-cholesky",
+            max_iter=100,
+            use_legacy_attributes=False,
+        ).fit(X, Y)
+    assert ours.C_ == ref.C_
+    np.testing.assert_allclose(ours.Cs_, ref.Cs_)
+    np.testing.assert_allclose(ours.scores_, ref.scores_, atol=1e-6)
+    assert ours.coefs_paths_.shape == ref.coefs_paths_.shape
+    np.testing.assert_allclose(ours.coefs_paths_, ref.coefs_paths_, atol=1e-4)
+    np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=1e-5)
+
+
+def _manual_fold_score(Xtr, ytr, Xte, yte, C, n_classes, **params):
+    """Fit on the training fold's own classes; lay the probabilities out in all columns."""
+    m = SoftmaxRegression(C=C, tol=1e-9, max_iter=200, **params).fit(Xtr, ytr)
+    P = np.zeros((len(yte), n_classes))
+    P[:, m.classes_] = m.predict_proba(Xte)
+    return -log_loss(yte, P, labels=np.arange(n_classes))
+
+
+@pytest.mark.parametrize("rare", [1, 2])
+def test_fold_missing_a_class_is_scored_in_the_right_columns(rare):
+    """Class ``rare`` has 3 samples, all in the first test fold: its training fold lacks it."""
+    y = Y.copy()
+    y[y == rare] = (rare + 1) % 3
+    y[:3] = rare
+    cv = KFold(3)
+    model = SoftmaxRegressionCV(Cs=[0.1, 10.0], cv=cv, tol=1e-10, max_iter=200).fit(X, y)
+    train, test = next(cv.split(X, y))
+    assert rare not in y[train]
+    for j, C in enumerate([0.1, 10.0]):
+        ref = _manual_fold_score(X[train], y[train], X[test], y[test], C, 3)
+        assert model.scores_[0, 0, j] == pytest.approx(ref, rel=1e-7)
+    assert np.all(np.isfinite(model.scores_))
+    assert np.isnan(model.coefs_paths_[0]).all() and not np.isnan(model.coefs_paths_[1:]).any()
+    assert model.predict_proba(X).shape == (len(y), 3)
+
+
+def test_fold_with_a_single_class_predicts_it():
+    y = np.r_[np.zeros(20, int), np.ones(20, int)]
+    Xs = X[:40]
+    model = SoftmaxRegressionCV(Cs=[1.0], cv=KFold(2)).fit(Xs, y)  # each train fold: one class
+    assert np.all(np.isfinite(model.scores_)) and model.scores_.max() < -10
+
+
+def test_path_with_warm_starts_equals_cold_fits():
+    Cs = [10.0, 0.01, 1.0]
+    coefs, results = regularization_path(X, Y, Cs, tol=1e-10, max_iter=200)
+    for C, M, r in zip(Cs, coefs, results, strict=True):
+        cold = SoftmaxRegression(C=C, tol=1e-10, max_iter=200).fit(X, Y)
+        np.testing.assert_allclose(M[:, :-1], cold.coef_, atol=1e-7)
+        np.testing.assert_allclose(M[:, -1], cold.intercept_, atol=1e-7)
+        assert r.converged
+    # warm starts save work: the path costs fewer iterations than cold fits
+    cold_iters = sum(
+        SoftmaxRegression(C=C, penalty="l1", tol=1e-8).fit(X, Y).n_iter_[0] for C in Cs
+    )
+    _, warm = regularization_path(X, Y, Cs, penalty="l1", tol=1e-8)
+    assert sum(r.n_iter for r in warm) < cold_iters
+
+
+def test_l1_cv_scores_equal_manual_fold_fits():
+    model = SoftmaxRegressionCV(Cs=[0.05, 1.0], cv=FOLDS, penalty="l1", tol=1e-9).fit(X, Y)
+    for f, (train, test) in enumerate(FOLDS.split(X, Y)):
+        for j, C in enumerate([0.05, 1.0]):
+            ref = _manual_fold_score(X[train], Y[train], X[test], Y[test], C, 3, penalty="l1")
+            assert model.scores_[f, 0, j] == pytest.approx(ref, rel=1e-6)
+    assert np.any(model.coef_ == 0) or model.C_ == 1.0
+
+
+def test_grid_of_l1_ratios_refit_false_and_scoring():
+    model = SoftmaxRegressionCV(
+        Cs=3, cv=3, penalty="elasticnet", l1_ratios=[0.2, 0.8], refit=False, scoring="accuracy"
+    ).fit(X, Y)
+    np.testing.assert_allclose(model.Cs_, np.logspace(-4, 4, 3))
+    assert model.scores_.shape == (3, 2, 3) and model.n_iter_.shape == (3, 2, 3)
+    assert model.l1_ratio_ is not None and 0.2 <= model.l1_ratio_ <= 0.8
+    assert model.coef_.shape == (3, 8)
+    assert 0.0 <= model.scores_.min() <= model.scores_.max() <= 1.0
+    assert accuracy_score(Y, model.predict(X)) > 0.6
+
+
+def test_binary_and_bad_parameters():
+    yb = (Y > 0).astype(int)
+    model = SoftmaxRegressionCV(Cs=[0.1, 1.0], cv=3).fit(X, yb)
+    assert model.coef_.shape == (1, 8) and model.coefs_paths_.shape == (3, 1, 2, 1, 9)
+    with pytest.raises(ValueError, match="Cs must"):
+        SoftmaxRegressionCV(Cs=[-1.0]).fit(X, Y)
+    with pytest.raises(ValueError, match="penalty=None"):
+        SoftmaxRegressionCV(penalty=None).fit(X, Y)
+    assert "Cs" in SoftmaxRegressionCV().get_params()
