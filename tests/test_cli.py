@@ -136,6 +136,42 @@ def test_fit_text_report_and_default_output(capsys, iris_files, tmp_path, monkey
     assert softmaxreg.load_model(tmp_path / "iris.softmaxreg").C == 0.5
 
 
+def test_fit_options_reach_the_estimator(capsys, tmp_path):
+    rng = np.random.default_rng(2)
+    n = 80
+    frame = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n)})
+    frame["w"] = rng.integers(0, 4, size=n).astype(float)
+    frame["y"] = np.where(frame.a + 0.5 * rng.normal(size=n) > 0, 1, 0) + (frame.b > 1)
+    frame.to_parquet(tmp_path / "d.parquet")
+    code, _, err = run(
+        capsys,
+        "-q",
+        "fit",
+        tmp_path / "d.parquet",
+        "--target",
+        "y",
+        "--sample-weight",
+        "w",
+        "--C",
+        "0.3",
+        "--class-weight",
+        "balanced",
+        "--tol",
+        "1e-10",
+        "--solver",
+        "newton-cg",
+        "-o",
+        tmp_path / "m.softmaxreg",
+    )
+    assert code == 0 and err == ""
+    model = softmaxreg.load_model(tmp_path / "m.softmaxreg")
+    api = softmaxreg.SoftmaxRegression(
+        C=0.3, class_weight="balanced", tol=1e-10, solver="newton-cg"
+    ).fit(frame[["a", "b"]], frame.y, sample_weight=frame.w)
+    np.testing.assert_allclose(model.coef_, api.coef_, rtol=1e-12, atol=1e-14)
+    assert list(model.classes_) == [0, 1, 2] and model.classes_.dtype.kind == "i"
+
+
 # -- predict --------------------------------------------------------------------------------
 def test_predict_equals_the_python_api(capsys, iris_files, fitted, tmp_path):
     d, frame = iris_files
@@ -439,7 +475,7 @@ def test_debug_shows_the_traceback(capsys, tmp_path):
         ["fit"],
         ["fit", "data.csv"],  # CSV needs --target
         ["fit", "data.csv", "--target", "y", "--test-size", "1.5"],
-        ["fit", "data.csv", "--target", "y", "--penalty", "l1"],
+        ["fit", "data.csv", "--target", "y", "--penalty", "lasso"],
         ["plot", "m.softmaxreg", "--kind", "confusion", "-o", "c.png"],
         ["plot", "m.softmaxreg", "d.csv", "--kind", "pie", "-o", "c.png"],
         ["export", "m.softmaxreg"],

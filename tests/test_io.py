@@ -105,8 +105,8 @@ def test_integral_float_labels_become_integers(tmp_path):
 
 # -- bad files -------------------------------------------------------------------------------
 BAD_CSV = {
-    "ragged, too many fields": ("a,b,y\n1,2,u\n3,4,5,v\n", "Expected 3 columns"),
-    "ragged, too few fields": ("a,b,y\n1,2,u\n3,v\n", "Expected 3 columns"),
+    "ragged, too many fields": ("a,b,y\n1,2,u\n3,4,5,v\n", "line 3 has 4 field.*header has 3"),
+    "ragged, too few fields": ("a,b,y\n1,2,u\n3,v\n", "line 3 has 2 field.*header has 3"),
     "non-numeric cell": ("a,b,y\n1,2,u\n3,x,v\n5,6,u\n", "column 'b'.*data row 2.*'x'"),
     "empty file": ("", "is empty"),
     "header only": ("a,b,y\n", "no data rows"),

@@ -57,6 +57,8 @@ def _format_option(p):
 
 def add_estimator_options(p) -> None:
     """The ``SoftmaxRegression`` options of ``fit`` (see :func:`estimator_kwargs`)."""
+    from ._solvers import SOLVERS
+
     g = p.add_argument_group("model")
     g.add_argument(
         "--C",
@@ -67,11 +69,23 @@ def add_estimator_options(p) -> None:
     )
     g.add_argument(
         "--penalty",
-        choices=["l2", "none"],
+        choices=["l2", "none", "l1", "elasticnet", "group"],
         default="l2",
-        help="'none' fits the unpenalised maximum-likelihood model",
+        help="'none' fits the unpenalised maximum-likelihood model (needed by `summary`)",
     )
-    g.add_argument("--solver", default="auto", help="auto, lbfgs, newton-cg or newton")
+    g.add_argument(
+        "--l1-ratio",
+        type=float,
+        default=None,
+        metavar="R",
+        help="mixing of the L1 and L2 parts for elasticnet and group penalties",
+    )
+    g.add_argument(
+        "--solver",
+        default="auto",
+        choices=["auto", *SOLVERS],
+        help="the optimiser (default auto: exact Newton for few parameters, else Newton-CG)",
+    )
     g.add_argument(
         "--tol",
         type=float,
@@ -93,6 +107,7 @@ def estimator_kwargs(args) -> dict:
     return {
         "C": args.C,
         "penalty": None if args.penalty == "none" else args.penalty,
+        "l1_ratio": args.l1_ratio,
         "solver": args.solver,
         "tol": args.tol,
         "max_iter": args.max_iter,

@@ -119,12 +119,9 @@ def read_frame(path, fmt: str = "csv"):
     import pyarrow.parquet as pq
 
     try:
-        if fmt == "parquet":
-            table = pq.read_table(path)
-        else:
-            table = pacsv.read_csv(
-                path, convert_options=pacsv.ConvertOptions(strings_can_be_null=True)
-            )
+        table = pq.read_table(path) if fmt == "parquet" else _read_csv(path, pacsv)
+    except DataError:
+        raise
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise DataError(f"cannot read {str(path)!r} as {fmt.upper()}: {_one_line(exc)}") from None
     names = table.column_names
@@ -137,6 +134,33 @@ def read_frame(path, fmt: str = "csv"):
     if not isinstance(frame, pd.DataFrame):  # pragma: no cover - defensive
         raise DataError(f"{str(path)!r} did not read as a table")
     return frame
+
+
+def _read_csv(path, pacsv, use_threads=True):
+    """pyarrow's CSV reader; a row with the wrong number of fields is a :class:`DataError`
+    naming its line (found by a second, serial read, only when there is such a row)."""
+    ragged = []
+
+    def on_bad_row(row):
+        ragged.append(row)
+        return "skip"
+
+    table = pacsv.read_csv(
+        path,
+        read_options=pacsv.ReadOptions(use_threads=use_threads),
+        parse_options=pacsv.ParseOptions(invalid_row_handler=on_bad_row),
+        convert_options=pacsv.ConvertOptions(strings_can_be_null=True),
+    )
+    if ragged:
+        row = ragged[0]
+        if row.number is None and use_threads:
+            return _read_csv(path, pacsv, use_threads=False)
+        where = f"line {row.number}" if row.number is not None else "a row"
+        raise DataError(
+            f"{str(path)!r}: {where} has {row.actual_columns} field(s) but the header has "
+            f"{row.expected_columns}: {row.text[:80]!r}"
+        )
+    return table
 
 
 def read_libsvm(path, *, index_base="auto", n_features: int | None = None):

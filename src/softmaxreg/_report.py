@@ -124,8 +124,9 @@ def certificate(model) -> dict:
 def format_certificate(c: dict) -> str:
     verdict = "converged" if c["converged"] else "NOT converged"
     relation = "<=" if c["grad_norm"] <= c["gtol"] else ">"
+    measure = "optimality residual" if "residual" in c["message"] else "max |gradient|"
     return (
-        f"{verdict}: max |gradient| {c['grad_norm']:.3e} {relation} gtol {c['gtol']:.3e} "
+        f"{verdict}: {measure} {c['grad_norm']:.3e} {relation} gtol {c['gtol']:.3e} "
         f"after {c['n_iter']} iteration(s) of {c['solver']} ({c['message']})"
     )
 
