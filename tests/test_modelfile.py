@@ -581,3 +581,25 @@ def test_npy_header_claiming_a_huge_array_is_rejected_before_allocating(saved, t
     _edit_model_json(path, tmp_path / "m.smr", edit)
     with pytest.raises(ModelFileError, match="claims shape"):
         load_model(tmp_path / "m.smr")
+
+
+def test_cv_estimator_round_trip(tmp_path):
+    X, codes = _blobs()
+    model = softmaxreg.SoftmaxRegressionCV(Cs=3, cv=3).fit(X, codes)
+    save_model(model, tmp_path / "m.smr")
+    loaded = load_model(tmp_path / "m.smr")
+    assert type(loaded) is type(model)
+    assert loaded.get_params() == model.get_params()
+    assert loaded.C_ == model.C_
+    np.testing.assert_array_equal(loaded.scores_, model.scores_)
+    assert loaded.predict_proba(X).tobytes() == model.predict_proba(X).tobytes()
+
+
+def test_unknown_estimator_class_is_refused_at_save(tmp_path):
+    class Custom(SoftmaxRegression):
+        pass
+
+    X, codes = _blobs()
+    with pytest.raises(ModelFileError, match="Cannot save a Custom"):
+        save_model(Custom().fit(X, codes), tmp_path / "m.smr")
+    assert not (tmp_path / "m.smr").exists()

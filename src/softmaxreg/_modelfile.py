@@ -144,6 +144,8 @@ def _enc(value):
         if all(isinstance(k, str) and not k.startswith("$") for k in value):
             return {k: _enc(v) for k, v in value.items()}
         return {"$dict": [[_enc(k), _enc(v)] for k, v in value.items()]}
+    if isinstance(value, np.ndarray) and value.dtype == object and value.ndim == 1:
+        return {"$objects": [_enc(v) for v in value.tolist()]}
     raise _Unencodable(f"{type(value).__name__} is not JSON-encodable")
 
 
@@ -160,6 +162,11 @@ def _dec(value):
             return float(value["$float"])
         if len(value) == 1 and "$tuple" in value:
             return tuple(_dec(v) for v in _typed(value["$tuple"], list, "$tuple"))
+        if len(value) == 1 and "$objects" in value:
+            items = [_dec(v) for v in _typed(value["$objects"], list, "$objects")]
+            array = np.empty(len(items), dtype=object)
+            array[:] = items
+            return array
         if len(value) == 1 and "$dict" in value:
             return {_hashable(_dec(k)): _dec(v) for k, v in _typed(value["$dict"], list, "$dict")}
         if any(k.startswith("$") for k in value):
@@ -241,7 +248,7 @@ def _encode_params(model, writer: _Writer) -> tuple[dict, list]:
     params, skipped = {}, []
     for name, value in model.get_params(deep=False).items():
         try:
-            if isinstance(value, np.ndarray):
+            if isinstance(value, np.ndarray) and value.dtype.kind in _ARRAY_KINDS:
                 params[name] = {"$array": writer.array(f"param.{name}", value)}
             else:
                 params[name] = _enc(value)
@@ -275,7 +282,7 @@ def _encode_extras(model, writer: _Writer) -> tuple[dict, list]:
         if name in _KNOWN or not _ATTR_RE.match(name):
             continue
         try:
-            if isinstance(value, np.ndarray):
+            if isinstance(value, np.ndarray) and value.dtype.kind in _ARRAY_KINDS:
                 extras[name] = {"$array": writer.array(f"attr.{name}", value)}
             else:
                 extras[name] = _enc(value)
@@ -304,10 +311,29 @@ def _encode_basis(basis, writer: _Writer) -> dict:
     return {"state": _enc(state), "arrays": keys}
 
 
+def _estimator_classes() -> dict:
+    """The estimator classes a model file may hold, by name."""
+    from ._estimator import SoftmaxRegression
+
+    classes = {"SoftmaxRegression": SoftmaxRegression}
+    try:
+        from ._cv import SoftmaxRegressionCV
+    except ImportError:
+        return classes
+    classes["SoftmaxRegressionCV"] = SoftmaxRegressionCV
+    return classes
+
+
 def _model_document(model, metadata, writer: _Writer) -> dict:
     import sklearn
 
     from . import __version__
+
+    if _estimator_classes().get(type(model).__name__) is not type(model):
+        raise ModelFileError(
+            f"Cannot save a {type(model).__name__}: model files hold "
+            f"{' and '.join(_estimator_classes())} estimators."
+        )
 
     params, skipped_params = _encode_params(model, writer)
     extras, skipped_attrs = _encode_extras(model, writer)
@@ -667,13 +693,12 @@ def _load_basis(spec, reader: _V1Reader):
 
 
 def _load_v1(entries: dict):
-    from ._estimator import SoftmaxRegression
-
     doc = _typed(_json_load(entries[_MODEL]), dict, "model.json")
-    if doc.get("estimator") != "SoftmaxRegression":
+    estimator = _estimator_classes().get(doc.get("estimator"))
+    if estimator is None:
         raise ModelFileError(f"Unknown estimator {doc.get('estimator')!r} in the model file.")
     reader = _V1Reader(entries, doc.get("arrays"))
-    model = SoftmaxRegression()
+    model = estimator()
     valid = model.get_params(deep=False)
     params = _typed(doc.get("params"), dict, "params")
     model.set_params(**{k: reader.value(v) for k, v in params.items() if k in valid})
@@ -689,7 +714,7 @@ def _load_v1(entries: dict):
     model.n_iter_ = np.array(_typed(doc.get("n_iter"), list, "n_iter"), dtype=np.int64)
     model.result_ = _load_result(doc.get("result"), reader)
     for name, value in _typed(doc.get("extras", {}), dict, "extras").items():
-        if not _ATTR_RE.match(name) or name in _KNOWN or hasattr(SoftmaxRegression, name):
+        if not _ATTR_RE.match(name) or name in _KNOWN or hasattr(estimator, name):
             raise ModelFileError(f"Invalid fitted attribute name {name!r} in the model file.")
         setattr(model, name, reader.value(value))
     if doc.get("basis") is not None:
