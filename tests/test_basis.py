@@ -123,3 +123,27 @@ def test_basis_with_sparse_penalty_and_penalty_factor():
     assert model.score(X_TEST, Y_TEST) > 0.9
     with pytest.raises(ValueError, match="after the basis"):
         SoftmaxRegression(basis="poly:2", penalty="l1", penalty_factor=[1, 1]).fit(X_RING, Y_RING)
+
+
+@pytest.mark.parametrize("basis", ["poly:3", "rbf:10", "fourier:20"])
+def test_onnx_export_of_basis_agrees(basis, tmp_path):
+    pytest.importorskip("onnxruntime")
+    import onnxruntime as ort
+
+    from softmaxreg import export_onnx
+
+    model = SoftmaxRegression(basis=basis).fit(X_RING, Y_RING)
+    export_onnx(model, tmp_path / "m.onnx")
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"))
+    proba = session.run(["probabilities"], {"input": X_TEST.astype(np.float32)})[0]
+    np.testing.assert_allclose(proba, model.predict_proba(X_TEST.astype(np.float32)), atol=1e-5)
+
+
+def test_onnx_export_of_spline_basis_says_why_not(tmp_path):
+    pytest.importorskip("onnx")
+    from softmaxreg import export_onnx
+
+    model = SoftmaxRegression(basis="spline:4").fit(X_RING, Y_RING)
+    with pytest.raises(NotImplementedError, match="SplineTransformer"):
+        export_onnx(model, tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()

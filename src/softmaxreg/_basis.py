@@ -347,3 +347,158 @@ def basis_from_state(state: dict, arrays: dict, prefix: str = "basis/"):
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"Malformed basis state for {state['class']}: {exc}.") from None
     return basis
+
+
+# -- ONNX (hook called by softmaxreg._onnx) ----------------------------------------------------
+def basis_to_onnx(basis, x_name: str, elem_type: int):
+    """ONNX nodes computing ``phi(x)`` for a fitted basis (the hook of ``softmaxreg._onnx``).
+
+    Supported: ``StandardScaler``, ``MinMaxScaler``, ``PolynomialFeatures``, ``RBFSampler``,
+    :class:`RBFFeatures` and pipelines of them (so every named basis but ``"spline:N"``).
+
+    Parameters
+    ----------
+    basis : fitted transformer
+    x_name : str
+        Name of the input tensor, shape (N, n_features_in_), of type ``elem_type``.
+    elem_type : int
+        ``onnx.TensorProto.FLOAT`` or ``DOUBLE``: the computation type.
+
+    Returns
+    -------
+    nodes : list of NodeProto
+    initializers : list of TensorProto
+    output_name : str
+
+    Raises
+    ------
+    NotImplementedError
+        For a basis without an ONNX translation (e.g. ``SplineTransformer``).
+    """
+    from onnx import TensorProto
+
+    dtype = np.float32 if elem_type == TensorProto.FLOAT else np.float64
+    steps = basis.steps if isinstance(basis, Pipeline) else [("phi", basis)]
+    nodes, inits, name = [], [], x_name
+    for j, (_, step) in enumerate(steps):
+        translate = _ONNX_STEPS.get(type(step).__name__)
+        if translate is None or SERIALISABLE.get(type(step).__name__) is not type(step):
+            raise NotImplementedError(
+                f"ONNX export of a basis with a {type(step).__name__} is not supported "
+                "(supported: StandardScaler, MinMaxScaler, PolynomialFeatures, RBFSampler, "
+                "RBFFeatures; e.g. basis='rbf:N', 'poly:D' or 'fourier:N', not 'spline:N')."
+            )
+        n, i, name = translate(step, name, f"basis{j}_", dtype)
+        nodes += n
+        inits += i
+    return nodes, inits, name
+
+
+def _const(name, value, dtype):
+    from onnx import numpy_helper
+
+    return numpy_helper.from_array(np.asarray(value, dtype=dtype), name)
+
+
+def _onnx_standard(step, x, p, dtype):
+    from onnx import helper
+
+    mean = step.mean_ if step.with_mean else np.zeros(step.n_features_in_)
+    scale = step.scale_ if step.with_std else np.ones(step.n_features_in_)
+    nodes = [
+        helper.make_node("Sub", [x, p + "mean"], [p + "c"]),
+        helper.make_node("Div", [p + "c", p + "scale"], [p + "out"]),
+    ]
+    return nodes, [_const(p + "mean", mean, dtype), _const(p + "scale", scale, dtype)], p + "out"
+
+
+def _onnx_minmax(step, x, p, dtype):
+    from onnx import helper
+
+    nodes = [
+        helper.make_node("Mul", [x, p + "scale"], [p + "s"]),
+        helper.make_node("Add", [p + "s", p + "min"], [p + "out"]),
+    ]
+    return (
+        nodes,
+        [_const(p + "scale", step.scale_, dtype), _const(p + "min", step.min_, dtype)],
+        p + "out",
+    )
+
+
+def _onnx_poly(step, x, p, dtype):
+    """Each output is a product of gathered input columns (a column of ones pads the rest)."""
+    from onnx import helper
+
+    powers = np.asarray(step.powers_)
+    d, width = powers.shape[1], max(int(powers.sum(axis=1).max()), 1)
+    index = np.full((powers.shape[0], width), d, dtype=np.int64)
+    for r, row in enumerate(powers):
+        cols = np.repeat(np.arange(d), row)
+        index[r, : cols.size] = cols
+    nodes = [
+        helper.make_node("Gather", [x, p + "col0"], [p + "x0"], axis=1),
+        helper.make_node("Mul", [p + "x0", p + "zero"], [p + "z"]),
+        helper.make_node("Add", [p + "z", p + "one"], [p + "ones"]),
+        helper.make_node("Concat", [x, p + "ones"], [p + "x1"], axis=1),
+        helper.make_node("Gather", [p + "x1", p + "index"], [p + "g"], axis=1),
+        helper.make_node("ReduceProd", [p + "g"], [p + "out"], axes=[2], keepdims=0),
+    ]
+    inits = [
+        _const(p + "col0", [0], np.int64),
+        _const(p + "zero", 0, dtype),
+        _const(p + "one", 1, dtype),
+        _const(p + "index", index, np.int64),
+    ]
+    return nodes, inits, p + "out"
+
+
+def _onnx_fourier(step, x, p, dtype):
+    from onnx import helper
+
+    nodes = [
+        helper.make_node("MatMul", [x, p + "W"], [p + "xw"]),
+        helper.make_node("Add", [p + "xw", p + "b"], [p + "a"]),
+        helper.make_node("Cos", [p + "a"], [p + "c"]),
+        helper.make_node("Mul", [p + "c", p + "k"], [p + "out"]),
+    ]
+    inits = [
+        _const(p + "W", step.random_weights_, dtype),
+        _const(p + "b", step.random_offset_, dtype),
+        _const(p + "k", (2.0 / step.n_components) ** 0.5, dtype),
+    ]
+    return nodes, inits, p + "out"
+
+
+def _onnx_rbf(step, x, p, dtype):
+    """``exp(-(|x|^2 - 2 x.c + |c|^2) / (2 w^2))``, the distance clipped at zero."""
+    from onnx import helper
+
+    C = step.centers_
+    nodes = [
+        helper.make_node("Mul", [x, x], [p + "xx"]),
+        helper.make_node("ReduceSum", [p + "xx", p + "ax"], [p + "x2"], keepdims=1),
+        helper.make_node("MatMul", [x, p + "Ct2"], [p + "xc"]),
+        helper.make_node("Sub", [p + "x2", p + "xc"], [p + "s"]),
+        helper.make_node("Add", [p + "s", p + "c2"], [p + "sq"]),
+        helper.make_node("Max", [p + "sq", p + "zero"], [p + "sq0"]),
+        helper.make_node("Mul", [p + "sq0", p + "k"], [p + "e"]),
+        helper.make_node("Exp", [p + "e"], [p + "out"]),
+    ]
+    inits = [
+        _const(p + "ax", [1], np.int64),
+        _const(p + "Ct2", 2.0 * C.T, dtype),
+        _const(p + "c2", (C * C).sum(axis=1), dtype),
+        _const(p + "zero", 0, dtype),
+        _const(p + "k", -1.0 / (2.0 * step.width_**2), dtype),
+    ]
+    return nodes, inits, p + "out"
+
+
+_ONNX_STEPS = {
+    "StandardScaler": _onnx_standard,
+    "MinMaxScaler": _onnx_minmax,
+    "PolynomialFeatures": _onnx_poly,
+    "RBFSampler": _onnx_fourier,
+    "RBFFeatures": _onnx_rbf,
+}

@@ -1,0 +1,212 @@
+"""Benchmarks of issue 8: sparse penalties against saga, CV against LogisticRegressionCV, RBF basis.
+
+Run ``python -m benchmarks.penalty_bench`` (add ``--quick`` for a smaller run). Writes
+``benchmarks/results/penalty_bench.json`` (atomically) and prints one line per measurement.
+
+1. L1 / elastic net: scikit-learn ``saga`` at a tight ``tol`` (1e-8, ``max_iter`` 20000) and
+   ``SoftmaxRegression(penalty=..., tol=1e-7)`` at the same ``C``/``l1_ratio``; both objectives
+   are evaluated by the same function (``F = f + h`` of ``softmaxreg._path.build_problem``, mean
+   form); we pass if ``F_ours <= F_saga * (1 + 1e-6)``; the speed-up is ``t_saga / t_ours`` with
+   each time the minimum of ``repeats`` interleaved runs.
+2. CV: ``SoftmaxRegressionCV`` against ``LogisticRegressionCV`` (default ``lbfgs``, log-loss
+   scoring, ``l1_ratios=(0,)``) on the same ``StratifiedKFold`` and ``Cs`` grid, default ``tol``;
+   the chosen ``C`` and the time ratio.
+3. Three concentric rings: held-out accuracy of ``basis="rbf:30"`` against the linear model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+from sklearn.datasets import load_digits, make_classification
+from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+from sklearn.model_selection import StratifiedKFold
+from sklearn.preprocessing import StandardScaler
+
+from softmaxreg import SoftmaxRegression, SoftmaxRegressionCV
+from softmaxreg._path import build_problem
+from softmaxreg._sources import ArraySource
+
+RESULTS = Path(__file__).parent / "results" / "penalty_bench.json"
+
+
+def _problems(quick: bool) -> dict:
+    X_digits, y_digits = load_digits(return_X_y=True)
+    n = 5000 if quick else 20000
+    X_syn, y_syn = make_classification(
+        n,
+        50,
+        n_informative=15,
+        n_redundant=10,
+        n_classes=5,
+        n_clusters_per_class=2,
+        random_state=0,
+    )
+    return {
+        "digits (1797x64, K=10, standardised)": (
+            StandardScaler().fit_transform(X_digits),
+            y_digits,
+        ),
+        f"synthetic ({n}x50, K=5, standardised)": (StandardScaler().fit_transform(X_syn), y_syn),
+    }
+
+
+def _composite(X, y, penalty, C, l1_ratio, fitted) -> float:
+    """``f + h`` (mean form) of the estimator-form coefficients of any library."""
+    K = np.unique(y).size
+    source = ArraySource(X, np.unique(y, return_inverse=True)[1], np.ones(len(y)), K)
+    objective, nonsmooth = build_problem(source, penalty=penalty, C=C, l1_ratio=l1_ratio)
+    # Estimator form (K rows; one row for two classes) is the objective's coefficient layout.
+    coef = np.hstack([fitted.coef_, fitted.intercept_[:, None]]).ravel()
+    return objective.loss(coef) + (0.0 if nonsmooth is None else nonsmooth.value(coef))
+
+
+def _timed(make, X, y, repeats):
+    best, fitted = np.inf, None
+    for _ in range(repeats):
+        t = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fitted = make().fit(X, y)
+        best = min(best, time.perf_counter() - t)
+    return best, fitted
+
+
+def bench_penalties(problems, repeats):
+    rows = []
+    for name, (X, y) in problems.items():
+        for penalty, l1_ratio in [("l1", 1.0), ("elasticnet", 0.5)]:
+            for C in (0.05, 1.0):
+                t_saga, saga = _timed(
+                    lambda C=C, r=l1_ratio: LogisticRegression(
+                        C=C, l1_ratio=r, solver="saga", tol=1e-8, max_iter=20000
+                    ),
+                    X,
+                    y,
+                    repeats,
+                )
+                t_ours, ours = _timed(
+                    lambda C=C, p=penalty, r=l1_ratio: SoftmaxRegression(
+                        C=C, penalty=p, l1_ratio=r, tol=1e-7, max_iter=500
+                    ),
+                    X,
+                    y,
+                    repeats,
+                )
+                F_saga = _composite(X, y, penalty, C, l1_ratio, saga)
+                F_ours = _composite(X, y, penalty, C, l1_ratio, ours)
+                row = {
+                    "problem": name,
+                    "penalty": penalty,
+                    "l1_ratio": l1_ratio,
+                    "C": C,
+                    "F_saga": F_saga,
+                    "F_ours": F_ours,
+                    "rel_diff": (F_ours - F_saga) / F_saga,
+                    "objective_ok": bool(F_ours <= F_saga * (1 + 1e-6)),
+                    "t_saga": t_saga,
+                    "t_ours": t_ours,
+                    "speedup": t_saga / t_ours,
+                    "saga_epochs": int(np.max(saga.n_iter_)),
+                    "our_solver": ours.result_.solver,
+                    "our_iters": int(ours.n_iter_[0]),
+                    "zeros": int(np.sum(ours.coef_ == 0)),
+                }
+                rows.append(row)
+                print(
+                    f"{name:42s} {penalty:10s} C={C:<5g} F_ours-F_saga={row['rel_diff']:+.2e} "
+                    f"(ok={row['objective_ok']}) t_saga={t_saga:.3f}s t_ours={t_ours:.3f}s "
+                    f"speed-up {row['speedup']:.1f}x",
+                    flush=True,
+                )
+    return rows
+
+
+def bench_cv(problems, repeats):
+    rows = []
+    Cs = np.logspace(-4, 4, 10)
+    for name, (X, y) in problems.items():
+        folds = StratifiedKFold(5, shuffle=True, random_state=0)
+        t_ref, ref = _timed(
+            lambda f=folds: LogisticRegressionCV(
+                Cs=Cs, cv=f, scoring="neg_log_loss", l1_ratios=(0.0,), use_legacy_attributes=False
+            ),
+            X,
+            y,
+            repeats,
+        )
+        t_ours, ours = _timed(lambda f=folds: SoftmaxRegressionCV(Cs=Cs, cv=f), X, y, repeats)
+        best_ref = float(ref.scores_.mean(axis=0).max())
+        best_ours = float(ours.scores_.mean(axis=0).max())
+        row = {
+            "problem": name,
+            "C_ours": ours.C_,
+            "C_sklearn": float(ref.C_),
+            "same_C": bool(ours.C_ == ref.C_),
+            "cv_score_ours": best_ours,
+            "cv_score_sklearn": best_ref,
+            "t_sklearn": t_ref,
+            "t_ours": t_ours,
+            "speedup": t_ref / t_ours,
+        }
+        rows.append(row)
+        print(
+            f"CV {name:42s} C_ours={ours.C_:.4g} C_sklearn={ref.C_:.4g} "
+            f"score {best_ours:.6f} vs {best_ref:.6f}  t_sklearn={t_ref:.2f}s t_ours={t_ours:.2f}s "
+            f"speed-up {row['speedup']:.1f}x",
+            flush=True,
+        )
+    return rows
+
+
+def bench_rings():
+    def rings(n, seed):
+        rng = np.random.default_rng(seed)
+        y = rng.integers(0, 3, n)
+        r = 1.0 + y + rng.normal(0, 0.15, n)
+        a = rng.uniform(0, 2 * np.pi, n)
+        return np.c_[r * np.cos(a), r * np.sin(a)], y
+
+    X, y = rings(1000, 0)
+    Xt, yt = rings(1000, 1)
+    linear = SoftmaxRegression().fit(X, y).score(Xt, yt)
+    rbf = SoftmaxRegression(basis="rbf:30", C=10.0).fit(X, y).score(Xt, yt)
+    print(f"rings: held-out accuracy linear {linear:.3f}, rbf:30 {rbf:.3f}", flush=True)
+    return {"linear_accuracy": float(linear), "rbf30_accuracy": float(rbf)}
+
+
+def _write_json(path: Path, payload) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(payload, fh, indent=2)
+    os.replace(tmp, path)
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller data, one repeat")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    repeats = 1 if args.quick else args.repeats
+    problems = _problems(args.quick)
+    payload = {
+        "load_average": os.getloadavg(),
+        "penalties": bench_penalties(problems, repeats),
+        "cv": bench_cv(problems, repeats),
+        "rings": bench_rings(),
+    }
+    _write_json(args.out, payload)
+    return payload
+
+
+if __name__ == "__main__":
+    main()
