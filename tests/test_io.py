@@ -146,6 +146,25 @@ def test_truncated_gzip_and_corrupt_parquet(tmp_path, frame):
         read_frame(tmp_path / "absent.csv")
 
 
+def test_parquet_types(tmp_path):
+    frame = pd.DataFrame(
+        {
+            "cat": pd.Categorical(["1", "2", "1", "2"]),  # typed as categories: kept so
+            "digits": ["7", "8", "7", "9"],  # text in the file, all numbers: categories
+            "i": pd.array([1, None, 3, 4], dtype="Int64"),
+            "b": pd.array([True, None, False, True], dtype="boolean"),
+            "y": [0, 1, 0, 1],
+        }
+    )
+    frame.to_parquet(tmp_path / "d.parquet")
+    with pytest.raises(DataError, match=r"\{'i': 1, 'b': 1\}"):
+        load_training(tmp_path / "d.parquet", target="y")
+    data = load_training(tmp_path / "d.parquet", target="y", impute="median")
+    assert list(data.X.columns) == ["cat=1", "cat=2", "digits=7", "digits=8", "digits=9", "i", "b"]
+    assert data.X["i"].tolist() == [1.0, 3.0, 3.0, 4.0]
+    assert data.X["b"].tolist() == [1.0, 1.0, 0.0, 1.0]
+
+
 def test_impute(tmp_path):
     path = write(tmp_path / "d.csv", "a,c,y\n1,r,u\n,g,v\n4,,u\n10,r,v\n")
     mean = load_training(path, target="y", impute="mean")

@@ -237,11 +237,13 @@ def _column_kind(series, name, path) -> str:
     pd = _require_pandas()
     if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
         return "numeric"
-    if isinstance(series.dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(series):
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        return "categorical"  # typed as categories in the file (Parquet)
+    if pd.api.types.is_string_dtype(series):
         values = series.dropna()
         numbers = pd.to_numeric(values, errors="coerce")
         n_num = int(numbers.notna().sum())
-        if values.size and n_num >= _NUMERIC_MAJORITY * values.size:
+        if _NUMERIC_MAJORITY * values.size <= n_num < values.size:
             bad = values[numbers.isna()]
             raise DataError(
                 f"{path}: column {name!r} holds numbers but data row {_row(bad.index[0])} has "
