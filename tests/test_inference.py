@@ -174,6 +174,22 @@ def test_reference_class(anes, fitted):
     assert r.llf == pytest.approx(fitted.inference(X, y).llf, rel=1e-12)
 
 
+def test_information_equals_core_hessian(anes):
+    from softmaxreg._mle import _information
+    from softmaxreg._objective import Objective
+    from softmaxreg._sources import ArraySource
+
+    X, y = np.asarray(anes[0]), anes[1]
+    w = np.random.default_rng(2).uniform(0.5, 2.0, y.size)
+    obj = Objective(ArraySource(X, y, w, 7, block_rows=100), reference=True)
+    coef = np.random.default_rng(3).normal(scale=0.05, size=obj.n_coef)
+    f, g, info = _information(obj, coef)
+    f2, g2, H = obj.hessian(coef)
+    assert f == pytest.approx(f2, rel=1e-13)
+    np.testing.assert_allclose(g, g2, rtol=1e-11, atol=1e-15)
+    np.testing.assert_allclose(info, H * obj.scale, rtol=1e-10, atol=1e-9)
+
+
 # -- weights -----------------------------------------------------------------------------------
 def test_integer_weights_equal_row_repetition(anes, fitted):
     X, y = anes
