@@ -321,3 +321,40 @@ def test_bad_offsets_raise_clear_errors():
     for method in ("predict", "predict_proba", "predict_log_proba", "decision_function"):
         with pytest.raises(ValueError, match=r"shape \(30, 2\)"):
             getattr(model, method)(X, offset=np.zeros((n, 2)))
+
+
+# -- inference -------------------------------------------------------------------------
+def test_inference_with_counts_and_offset_counts_trials():
+    """Counts + offset give the inference of the repeated one-hot trials; nobs = trials."""
+    X, T = _data(n=40, seed=18)
+    O = np.random.default_rng(18).normal(size=T.shape)
+    model = _fit(X, T, params={"penalty": None}, offset=O)
+    res = model.inference(X, T, offset=O)
+    Xr, yr = _repeat_trials(X, T)
+    Or = np.repeat(np.vstack([O] * 3), T.T.ravel().astype(int), axis=0)
+    ref = _fit(Xr, yr, params={"penalty": None}, offset=Or).inference(Xr, yr, offset=Or)
+    assert res.nobs == ref.nobs == T.sum()
+    np.testing.assert_allclose(res.params, ref.params, atol=1e-8)
+    np.testing.assert_allclose(res.bse, ref.bse, rtol=1e-8)
+    assert res.llf == pytest.approx(ref.llf, rel=1e-12)
+    assert res.llnull == pytest.approx(ref.llnull, rel=1e-12)
+
+
+def test_binary_inference_with_counts_matches_statsmodels_glm():
+    sm = pytest.importorskip("statsmodels.api")
+    X, T = _data(n=60, K=2, seed=5)
+    o = np.random.default_rng(5).normal(size=X.shape[0])
+    res = _fit(X, T, params={"penalty": None}, offset=o).inference(X, T, offset=o)
+    glm = sm.GLM(T[:, ::-1], sm.add_constant(X), family=sm.families.Binomial(), offset=o)
+    ref = glm.fit(tol=1e-13)
+    np.testing.assert_allclose(res.params[:, 0], ref.params, atol=1e-8)
+    np.testing.assert_allclose(res.bse[:, 0], ref.bse, rtol=1e-7)
+    assert res.llf == pytest.approx(ref.llf + _binomial_log_coefficients(T), rel=1e-12)
+
+
+def _binomial_log_coefficients(T):
+    """statsmodels' binomial llf includes log C(m, t); the multinomial cross-entropy does not."""
+    from scipy.special import gammaln
+
+    m = T.sum(axis=1)
+    return -np.sum(gammaln(m + 1) - gammaln(T + 1).sum(axis=1))
