@@ -176,16 +176,18 @@ def test_float32_targets_stay_float32():
 
 
 # -- classes= and column vectors -------------------------------------------------------
-def test_classes_name_the_columns_in_column_order():
+def test_classes_name_the_columns_and_are_sorted_like_labels():
     X, T = _data(seed=9)
     names = np.array(["c", "a", "b"])
     model = _fit(X, T, classes=names)
-    np.testing.assert_array_equal(model.classes_, names)
+    np.testing.assert_array_equal(model.classes_, ["a", "b", "c"])  # as np.unique(labels)
     Xr, yr = _repeat_trials(X, T)
-    by_labels = _fit(Xr, names[yr])  # classes_ sorted: a, b, c
-    order = np.searchsorted(by_labels.classes_, names)
-    np.testing.assert_allclose(model.predict_proba(X), by_labels.predict_proba(X)[:, order])
+    by_labels = _fit(Xr, names[yr])
+    _assert_same_fit(model, by_labels)
+    np.testing.assert_allclose(model.predict_proba(X), by_labels.predict_proba(X), atol=1e-7)
     np.testing.assert_array_equal(model.predict(X), by_labels.predict(X))
+    res = _fit(X, T, params={"penalty": None}, classes=names).inference(X, names[T.argmax(1)])
+    assert res.nobs == X.shape[0]  # label y against the named classes
 
 
 def test_default_classes_are_column_indices():

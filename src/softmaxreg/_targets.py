@@ -54,14 +54,18 @@ def validate_targets(Y, n_samples: int, classes, dtype) -> tuple[np.ndarray, np.
     n_samples : int
         Number of rows of ``X``.
     classes : array-like of shape (K,) or None
-        Class labels of the columns, in column order; ``None`` gives ``0..K-1``.
+        Class labels of the columns, in column order; ``None`` gives ``0..K-1``. The
+        returned classes are sorted (as scikit-learn's ``classes_`` always are) and the
+        target columns permuted to match.
     dtype : numpy dtype
         The dtype of ``X``; the targets are returned in it.
 
     Returns
     -------
     classes : ndarray of shape (K,)
+        Sorted.
     targets : ndarray of shape (n_samples, K)
+        Columns in the order of ``classes``.
     """
     T = check_array(Y, dtype=np.float64, input_name="y", ensure_min_samples=1)
     n, K = T.shape
@@ -81,6 +85,8 @@ def validate_targets(Y, n_samples: int, classes, dtype) -> tuple[np.ndarray, np.
             )
         if np.unique(classes).size != K:
             raise ValueError(f"classes must be distinct labels, got {classes.tolist()!r}.")
+        order = np.argsort(classes, kind="stable")
+        classes, T = classes[order], T[:, order]
     if np.any(T < 0):
         rows = np.flatnonzero(np.any(T < 0, axis=1))
         raise ValueError(
