@@ -23,6 +23,7 @@ from ._proximal import PENALTIES, split_penalty
 from ._separation import check_fit as check_separation
 from ._softmax import log_softmax, softmax
 from ._solvers import SOLVERS
+from ._solvers._stochastic import STOCHASTIC_SOLVERS
 from ._solvers.proximal import PROX_SOLVERS
 from ._sources import ArraySource
 from ._targets import (
@@ -150,9 +151,10 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             raise ValueError(f"tol must be a non-negative number, got {self.tol!r}.")
         if not isinstance(self.max_iter, Integral) or self.max_iter < 1:
             raise ValueError(f"max_iter must be a positive integer, got {self.max_iter!r}.")
-        if self.solver != "auto" and self.solver not in {**SOLVERS, **PROX_SOLVERS}:
+        known = {**SOLVERS, **PROX_SOLVERS, **STOCHASTIC_SOLVERS}
+        if self.solver != "auto" and self.solver not in known:
             raise ValueError(
-                f"solver must be one of {['auto', *SOLVERS, *PROX_SOLVERS]}, "
+                f"solver must be one of {['auto', *known]}, "
                 f"got {self.solver!r}."
             )
 
@@ -266,6 +268,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         -------
         self : SoftmaxRegression
         """
+        self.__dict__.pop("_partial_state", None)  # fit starts afresh (partial_fit)
         if is_source(X) or is_dask_collection(X):
             if self.penalty in NONSMOOTH or self.basis is not None:
                 raise NotImplementedError(
@@ -341,6 +344,22 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             self, X, y, sample_weight, cov_type=cov_type, groups=groups,
             reference_class=reference_class, offset=offset,
         )
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """One epoch of minibatch training on ``(X, y)``, continuing previous calls.
+
+        scikit-learn's semantics: ``classes`` (all labels) is required on the first call;
+        later calls keep the classes, features and optimiser state (``solver="sgd"`` or
+        ``"adam"``; ``"auto"`` means Adam), and reject labels outside ``classes_``. See
+        ``softmaxreg._partial``.
+
+        Returns
+        -------
+        self : SoftmaxRegression
+        """
+        from ._partial import partial_fit
+
+        return partial_fit(self, X, y, classes=classes, sample_weight=sample_weight)
 
     def _store(self, objective, result, dtype):
         M = coef_to_estimator(objective, result.coef, self.penalty in NONSMOOTH).astype(dtype)

@@ -16,6 +16,8 @@ import numpy as np
 from ._exceptions import ConvergenceWarning
 from ._objective import Objective
 from ._solvers import solve
+from ._solvers._base import CountingOracle
+from ._solvers._stochastic import STOCHASTIC_SOLVERS
 
 __all__ = ["fit_external", "is_dask_collection", "is_source", "solve_for"]
 
@@ -91,31 +93,23 @@ def _fingerprint(est, objective, classes) -> dict:
 
 def solve_for(est, objective, coef0, *, checkpoint=None, checkpoint_every=1, resume=True):
     """Run the estimator's solver on ``objective``, with checkpoints if asked."""
-    if checkpoint is None:
-        result = solve(
-            est.solver,
-            objective,
-            coef0,
-            tol=est.tol,
-            max_iter=est.max_iter,
-            callback=est._progress(),
-        )
-    else:
+    kw = dict(tol=est.tol, max_iter=est.max_iter, callback=est._progress())
+    if checkpoint is not None:
         from ._checkpoint import solve_checkpointed
 
-        result = solve_checkpointed(
+        return solve_checkpointed(
             est.solver,
             objective,
             coef0,
-            tol=est.tol,
-            max_iter=est.max_iter,
-            callback=est._progress(),
             path=checkpoint,
             every=checkpoint_every,
             resume=resume,
             problem=_fingerprint(est, objective, est.classes_),
+            **kw,
         )
-    return result
+    if est.solver in STOCHASTIC_SOLVERS:
+        return STOCHASTIC_SOLVERS[est.solver](CountingOracle(objective), coef0, **kw)
+    return solve(est.solver, objective, coef0, **kw)
 
 
 def warn_not_converged(result, stacklevel=4) -> None:
