@@ -244,6 +244,30 @@ def test_predict_with_reordered_columns_and_unseen_categories(capsys, tmp_path):
     np.testing.assert_array_equal(got.iloc[:, 1:].to_numpy(), model.predict_proba(enc))
 
 
+def test_models_saved_from_python(capsys, iris_files, tmp_path):
+    d, frame = iris_files
+    model = softmaxreg.SoftmaxRegression().fit(frame[FEATURES], frame.species)
+    softmaxreg.save_model(model, tmp_path / "api.softmaxreg")
+    code, out, _ = run(capsys, "predict", tmp_path / "api.softmaxreg", d / "iris.csv")
+    assert code == 0 and out.splitlines()[1:] == list(model.predict(frame[FEATURES]))
+    code, _, err = run(capsys, "evaluate", tmp_path / "api.softmaxreg", d / "iris.csv")
+    assert code == 1 and "--target" in err
+    code, out, _ = run(
+        capsys,
+        "evaluate",
+        tmp_path / "api.softmaxreg",
+        d / "iris.csv",
+        "--target",
+        "species",
+        "--json",
+    )
+    assert code == 0 and json.loads(out)["accuracy"] == model.score(frame[FEATURES], frame.species)
+    array_model = softmaxreg.SoftmaxRegression().fit(frame[FEATURES].to_numpy(), frame.species)
+    softmaxreg.save_model(array_model, tmp_path / "array.softmaxreg")
+    code, _, err = run(capsys, "predict", tmp_path / "array.softmaxreg", d / "iris.csv")
+    assert code == 1 and "no description of its input columns" in err
+
+
 # -- evaluate -------------------------------------------------------------------------------
 def test_evaluate_json_against_scikit_learn(capsys, iris_files, fitted):
     d, frame = iris_files

@@ -530,7 +530,9 @@ def load_for_model(path, spec: DataSpec, *, fmt=None, target=None, need_target=F
     if target is not None and target in frame.columns:
         y = _labels(frame, target, path)
     elif need_target:
-        _need_column(frame, target or "<none>", "target", path)
+        if target is None:
+            raise DataError("the model file does not name its label column: pass --target COL")
+        _need_column(frame, target, "target", path)
     ids = None
     if id_col is not None:
         _need_column(frame, id_col, "id", path)
