@@ -346,3 +346,15 @@ def test_warm_start_continues_from_previous_solution():
     first = model.n_iter_[0]
     model.fit(IRIS_X, IRIS_Y)
     assert model.n_iter_[0] < first
+
+
+@pytest.mark.parametrize("solver", ALL_SOLVERS)
+def test_overflowing_features_are_a_clear_error(solver):
+    """RELIABILITY item 14 (in part): features that overflow the gradient (float32 near its
+    range) or the Hessian (exact Newton at 1e300) are named, never certified with an
+    infinite gtol or reported as a LinAlgError."""
+    with pytest.raises(ValueError, match="overflows float32.*Rescale"):
+        SoftmaxRegression(solver=solver).fit((IRIS_X * 1e37).astype(np.float32), IRIS_Y)
+    if solver in ("newton", "auto"):
+        with pytest.raises(ValueError, match="Hessian overflows.*Rescale"):
+            SoftmaxRegression(solver=solver).fit(IRIS_X * 1e300, IRIS_Y)

@@ -146,9 +146,9 @@ def test_estimator_certificate(solver):
 def test_unknown_solver_is_an_error():
     objective = PROBLEMS["iris-l2"]()
     with pytest.raises(ValueError, match="Unknown solver"):
-        solve("sgd", objective, np.zeros(objective.n_coef), tol=1e-4, max_iter=10)
+        solve("no-such-solver", objective, np.zeros(objective.n_coef), tol=1e-4, max_iter=10)
     with pytest.raises(ValueError, match="solver must be one of"):
-        SoftmaxRegression(solver="sgd").fit(IRIS_X, IRIS_Y)
+        SoftmaxRegression(solver="no-such-solver").fit(IRIS_X, IRIS_Y)
 
 
 def test_newton_singular_hessian_falls_back_with_warning():

@@ -107,6 +107,12 @@ class Stopping:
     """
 
     def __init__(self, oracle, tol, g0, dtype, callback=None):
+        if not np.all(np.isfinite(g0)):  # else gtol = inf would certify anything
+            raise ValueError(
+                f"The gradient at the starting point overflows {np.dtype(dtype).name}: the "
+                "feature values (or sample weights) are too large for this precision. "
+                "Rescale or standardise the features (e.g. sklearn's StandardScaler)."
+            )
         floor = 100 * np.finfo(np.float32).eps if np.dtype(dtype) == np.float32 else 0.0
         self.gtol = max(tol, floor) * max(1.0, float(np.max(np.abs(g0), initial=0.0)))
         self.oracle = oracle

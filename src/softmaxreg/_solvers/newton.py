@@ -20,6 +20,11 @@ def newton_direction(H, g, null_space):
     to ``Q``. If the Hessian is still singular (collinear features, unpenalised), warn and take
     the pseudo-inverse step over the eigenvalues above ``sqrt(eps)`` of the largest.
     """
+    if not np.all(np.isfinite(H)):
+        raise ValueError(
+            "The Hessian overflows: the feature values are too large for exact Newton. "
+            "Rescale or standardise the features, or use solver='lbfgs'."
+        )
     c = max(float(np.mean(np.diag(H))), 1e-300)
     Hd = H + c * (null_space @ null_space.T) if null_space.shape[1] else H
     try:
