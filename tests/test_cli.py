@@ -202,6 +202,24 @@ def test_predict_equals_the_python_api(capsys, iris_files, fitted, tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp files
 
 
+def test_a_failed_write_leaves_the_previous_predictions(
+    capsys, iris_files, fitted, tmp_path, monkeypatch
+):
+    d, _ = iris_files
+    out = tmp_path / "p.csv"
+    assert run(capsys, "predict", fitted, d / "iris.csv", "-o", out)[0] == 0
+    before = out.read_bytes()
+
+    def disk_full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("os.fsync", disk_full)
+    code, _, err = run(capsys, "predict", fitted, d / "iris.csv", "--proba", "-o", out)
+    assert code == 1 and "No space left" in err and err.count("\n") == 1
+    assert out.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.csv"]  # no temporary file left
+
+
 def test_predict_with_reordered_columns_and_unseen_categories(capsys, tmp_path):
     rng = np.random.default_rng(0)
     n = 90
