@@ -48,8 +48,9 @@ def test_detect_format():
     assert detect_format("a.parquet") == "parquet"
     assert detect_format("a.svm.gz") == "libsvm"
     assert detect_format("a.weird", "parquet") == "parquet"
-    with pytest.raises(DataError, match="--format"):
-        detect_format("a.weird")
+    for ambiguous in ("a.weird", "a.txt"):  # .txt: CSV and LIBSVM files both use it
+        with pytest.raises(DataError, match="--format"):
+            detect_format(ambiguous)
 
 
 def test_csv_gzip_and_parquet_read_the_same(tmp_path, frame):

@@ -50,7 +50,7 @@ def _format_option(p):
         "--format",
         choices=["csv", "parquet", "libsvm"],
         default=None,
-        help="data file format (default: from the extension: .csv, .csv.gz, .txt, "
+        help="data file format (default: from the extension: .csv, .csv.gz, "
         ".parquet, .pq, .libsvm, .svm, .svmlight)",
     )
 
@@ -65,7 +65,7 @@ def add_estimator_options(p) -> None:
         type=float,
         default=1.0,
         metavar="C",
-        help="inverse L2 penalty strength, as in scikit-learn (default 1.0)",
+        help="inverse penalty strength, as in scikit-learn (default 1.0)",
     )
     g.add_argument(
         "--penalty",

@@ -73,8 +73,8 @@ def _require_pandas():
 def detect_format(path, fmt: str | None = None) -> str:
     """The file format, ``"csv"``, ``"parquet"`` or ``"libsvm"``, from ``fmt`` or the extension.
 
-    ``.csv``/``.txt``/``.csv.gz``, ``.parquet``/``.pq`` and ``.libsvm``/``.svm``/``.svmlight``
-    (each optionally ``.gz``) are recognised.
+    ``.csv``, ``.parquet``/``.pq`` and ``.libsvm``/``.svm``/``.svmlight`` (CSV and LIBSVM
+    optionally ``.gz``) are recognised; ``.txt`` is not, as both CSV and LIBSVM files use it.
     """
     if fmt is not None:
         if fmt not in ("csv", "parquet", "libsvm"):
@@ -83,7 +83,7 @@ def detect_format(path, fmt: str | None = None) -> str:
     name = Path(path).name.lower()
     if name.endswith(".gz"):
         name = name[:-3]
-    if name.endswith((".csv", ".txt")):
+    if name.endswith(".csv"):
         return "csv"
     if name.endswith(_PARQUET_EXTS):
         return "parquet"
