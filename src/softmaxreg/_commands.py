@@ -172,7 +172,7 @@ def predictions(model, X, *, proba=False, ids=None, id_name=None):
 
 
 def write_table(frame, path) -> None:
-    """Write a table atomically as CSV (``.csv``, ``.csv.gz``, ``.txt``) or Parquet."""
+    """Write a table atomically as CSV (``.csv``, ``.csv.gz``) or Parquet (``.parquet``)."""
     name = Path(path).name.lower()
     if name.endswith((".parquet", ".pq")):
         buffer = io.BytesIO()
