@@ -15,7 +15,13 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from ._basis import apply_basis, fit_basis
 from ._exceptions import ConvergenceWarning
-from ._external import fit_external, is_dask_collection, is_source, solve_for
+from ._external import (
+    fit_external,
+    is_dask_collection,
+    is_source,
+    predict_external,
+    solve_for,
+)
 from ._inference import InferenceResults, estimator_inference
 from ._objective import Objective
 from ._path import NONSMOOTH, coef_to_estimator, solve_nonsmooth
@@ -36,6 +42,52 @@ from ._targets import (
 __all__ = ["SoftmaxRegression"]
 
 _FLOATS = [np.float64, np.float32]
+
+
+def _check_magnitude(X) -> None:
+    """A clear error for features so large that their products overflow the dtype (the
+    Hessian holds products of two features): no solver can then give a correct fit."""
+    values = X.data if sp.issparse(X) else X
+    top = float(np.max(np.abs(values), initial=0.0))
+    limit = float(np.sqrt(np.finfo(X.dtype).max))
+    if top > limit:
+        raise ValueError(
+            f"Feature values up to {top:.3g} in magnitude are too large for {X.dtype.name} "
+            f"arithmetic (products of features overflow beyond {limit:.3g}). Rescale or "
+            "standardise the features (e.g. sklearn's StandardScaler)"
+            + (", or pass float64 data." if X.dtype == np.float32 else ".")
+        )
+
+
+def _check_missing_labels(values) -> None:
+    """A clear error for ``None``/NaN among labels held as Python objects."""
+    missing = [i for i, v in enumerate(values) if v is None or (isinstance(v, float) and v != v)]
+    if missing:
+        raise ValueError(
+            f"y has {len(missing)} missing label(s) (None or NaN), first at row {missing[0]}; "
+            "drop those rows or give them a label."
+        )
+
+
+def _mixed_labels(y):
+    """``(classes, codes)`` for an object array of labels mixing strings and numbers, else
+    ``None``; missing labels (``None``, NaN) in an object array are a clear error.
+
+    Mixed classes are ordered numbers first, then strings, and keep their Python types.
+    """
+    if getattr(y, "dtype", None) != object or y.ndim != 1:
+        return None
+    values = [v.item() if isinstance(v, np.generic) else v for v in y.tolist()]
+    _check_missing_labels(values)
+    if all(isinstance(v, str) for v in values) or not any(isinstance(v, str) for v in values):
+        return None
+    if not all(isinstance(v, (str, int, float)) for v in values):
+        return None  # scikit-learn's check names the unsupported type
+    unique = sorted(set(values), key=lambda v: (isinstance(v, str), v))
+    classes = np.empty(len(unique), dtype=object)
+    classes[:] = unique
+    index = {v: k for k, v in enumerate(unique)}
+    return classes, np.array([index[v] for v in values], dtype=np.intp)
 
 
 class SoftmaxRegression(ClassifierMixin, BaseEstimator):
@@ -59,8 +111,9 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     solver : {"auto", "lbfgs", "newton-cg", "newton"}, default="auto"
         ``"auto"`` takes exact Newton for few parameters and trust-region Newton-CG otherwise.
     tol : float, default=1e-4
-        Convergence certificate: the max-norm of the gradient falls below
-        ``tol * max(1, |gradient at the start|)``.
+        Convergence certificate: the max-norm of the gradient with respect to the
+        coefficients of standardised features (each feature divided by its root mean square)
+        falls below ``tol``; independent of the units of the features and the sample size.
     max_iter : int, default=100
         Maximum solver iterations; reaching it warns with ``ConvergenceWarning``.
     class_weight : dict, "balanced" or None, default=None
@@ -159,8 +212,12 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             )
 
     def _encode_labels(self, y):
-        check_classification_targets(y)
-        classes, codes = np.unique(y, return_inverse=True)
+        mixed = _mixed_labels(y)
+        if mixed is None:
+            check_classification_targets(y)
+            classes, codes = np.unique(y, return_inverse=True)
+        else:
+            classes, codes = mixed
         if classes.size < 2:
             raise ValueError(
                 "SoftmaxRegression needs samples of at least 2 classes in y; "
@@ -290,11 +347,14 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
                     "classes= names the columns of a target matrix y; "
                     "with 1-D labels the classes are np.unique(y)."
                 )
+            if isinstance(y, (list, np.ndarray)) and np.asarray(y).dtype == object:
+                _check_missing_labels(np.asarray(y).ravel().tolist())
             X, y = validate_data(self, X, y, accept_sparse=["csr", "csc", "coo"], dtype=_FLOATS)
             self.classes_, codes = self._encode_labels(y)
             sw = self._weights(X, codes, sample_weight)
         offset = validate_offset(offset, X.shape[0], self.classes_.size, X.dtype)
         X = fit_basis(self, X)
+        _check_magnitude(X)
         objective = self._make_objective(X, codes, sw, offset)
         if self.penalty in NONSMOOTH:  # the proximal solver (softmaxreg._path, issue 8)
             result = solve_nonsmooth(self, objective, self._initial_coef(objective))
@@ -392,18 +452,26 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
 
         ``offset`` (optional) has the shape described in :meth:`fit`.
         """
+        if is_dask_collection(X):  # Dask in, Dask out (softmaxreg.dask)
+            return predict_external(self, "decision_function", X, offset)
         A = self._logits(X, offset)
         return A[:, 1] - A[:, 0] if self.classes_.size == 2 else A
 
     def predict_proba(self, X, offset=None) -> np.ndarray:
         """Class probabilities ``softmax(W x + b + offset)``, shape (n_samples, n_classes)."""
+        if is_dask_collection(X):
+            return predict_external(self, "predict_proba", X, offset)
         return softmax(self._logits(X, offset), axis=1)
 
     def predict_log_proba(self, X, offset=None) -> np.ndarray:
         """Log-probabilities, exact where the probabilities underflow; ``offset`` as in fit."""
+        if is_dask_collection(X):
+            return predict_external(self, "predict_log_proba", X, offset)
         return log_softmax(self._logits(X, offset), axis=1)
 
     def predict(self, X, offset=None) -> np.ndarray:
         """The most probable class label for each sample; ``offset`` as in :meth:`fit`."""
+        if is_dask_collection(X):
+            return predict_external(self, "predict", X, offset)
         A = self._logits(X, offset)  # first: raises NotFittedError before classes_ is read
         return self.classes_[np.argmax(A, axis=1)]

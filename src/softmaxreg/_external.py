@@ -19,7 +19,7 @@ from ._solvers import solve
 from ._solvers._base import CountingOracle
 from ._solvers._stochastic import STOCHASTIC_SOLVERS
 
-__all__ = ["fit_external", "is_dask_collection", "is_source", "solve_for"]
+__all__ = ["fit_external", "is_dask_collection", "is_source", "predict_external", "solve_for"]
 
 
 def is_dask_collection(X) -> bool:
@@ -175,3 +175,12 @@ def fit_external(est, X, y=None, sample_weight=None, **options):
             "without y and sample_weight (name the columns when creating the source)."
         )
     return fit_source(est, X, **options)
+
+
+def predict_external(est, method: str, X, offset=None):
+    """A prediction method on a Dask collection: a lazy Dask result (``softmaxreg.dask``)."""
+    if offset is not None:
+        raise ValueError("offset= is not available with Dask input.")
+    from .dask import predict
+
+    return predict(est, method, X)
