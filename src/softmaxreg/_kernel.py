@@ -20,7 +20,13 @@ import scipy.sparse as sp
 
 from ._sources import Block
 
-__all__ = ["block_hessian", "block_hessp", "block_loss", "block_loss_grad"]
+__all__ = [
+    "block_hess_diag",
+    "block_hessian",
+    "block_hessp",
+    "block_loss",
+    "block_loss_grad",
+]
 
 
 def _logits(block: Block, W: np.ndarray, b: np.ndarray | None) -> np.ndarray:
@@ -65,10 +71,17 @@ def block_loss_grad(block: Block, W: np.ndarray, b: np.ndarray | None):
     One ``X @ W.T`` and one ``X.T @ G``; the logits buffer is reused for the probabilities.
     """
     A = _logits(block, W, b)
-    lse = _lse(A)
-    loss = _weighted_ce(block, A, lse)
-    A -= lse[:, None]
-    P = np.exp(A, out=A)
+    A -= A.max(axis=1, keepdims=True)  # the shift cancels in the cross-entropy
+    if block.targets.ndim == 1:
+        a_target = A[np.arange(A.shape[0]), block.targets]
+    else:
+        a_target = np.einsum("nk,nk->n", block.targets, A)
+    P = np.exp(A, out=A)  # one exp: the probabilities overwrite the logits buffer
+    total = P.sum(axis=1)
+    lse = np.log(total)
+    ce = lse - a_target if block.targets.ndim == 1 else block.totals * lse - a_target
+    loss = float(block.weights.astype(np.float64) @ ce.astype(np.float64))
+    P /= total[:, None]
     G = P * _curvature_weights(block)[:, None]
     if block.targets.ndim == 1:
         G[np.arange(G.shape[0]), block.targets] -= block.weights
@@ -94,6 +107,19 @@ def block_hessp(block: Block, P: np.ndarray, V: np.ndarray, vb: np.ndarray | Non
     hW = np.asarray(block.X.T @ R).T
     hb = R.sum(axis=0) if vb is not None else None
     return hW, hb
+
+
+def block_hess_diag(block: Block, P: np.ndarray, with_intercept: bool):
+    """Diagonal of one block's Hessian: ``(sum_n c_n y_nk (1 - y_nk) x_ni^2, sum_n ...)``.
+
+    Returns ``(dW, db)`` of shapes (K, d) and (K,) (``db`` is ``None`` without intercept);
+    one product of the squared block with the (n_b, K) curvature weights.
+    """
+    Q = P * (1 - P)
+    Q *= _curvature_weights(block)[:, None]
+    X2 = block.X.multiply(block.X) if sp.issparse(block.X) else np.square(block.X)
+    dW = np.asarray(X2.T @ Q).T
+    return dW, (Q.sum(axis=0) if with_intercept else None)
 
 
 def block_hessian(block: Block, P: np.ndarray, fit_intercept: bool, max_cells: int = 1 << 21):

@@ -3,6 +3,9 @@ callback) -> SolverResult`` and sees only the objective oracle (never the data).
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+from functools import lru_cache
+
 from . import lbfgs, newton, newton_cg
 from ._base import CountingOracle, SolverResult
 
@@ -25,12 +28,33 @@ def choose_solver(objective) -> str:
     return "newton-cg"
 
 
+#: BLAS threads while a solver runs on in-memory data. The oracle works on row blocks of
+#: about 8 MiB, whose products are too small for threads to pay for their start-up and
+#: busy-waiting: one thread was 1.3-10x faster per pass on 2 cores (benchmarks/RESULTS.md).
+BLAS_THREADS = 1
+
+
+@lru_cache(maxsize=1)
+def _controller():
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def blas_limits(objective):
+    """A context that holds the BLAS libraries at :data:`BLAS_THREADS` for local sources."""
+    if BLAS_THREADS is None or not getattr(objective.source, "is_local", False):
+        return nullcontext()
+    return _controller().limit(limits=BLAS_THREADS, user_api="blas")
+
+
 def solve(name, objective, coef0, *, tol, max_iter, callback=None) -> SolverResult:
     """Run the solver registered as ``name`` (or ``"auto"``) on ``objective`` from ``coef0``."""
     if name == "auto":
         name = choose_solver(objective)
     if name not in SOLVERS:
         raise ValueError(f"Unknown solver {name!r}; choose one of {['auto', *SOLVERS]}.")
-    return SOLVERS[name](
-        CountingOracle(objective), coef0, tol=tol, max_iter=max_iter, callback=callback
-    )
+    with blas_limits(objective):
+        return SOLVERS[name](
+            CountingOracle(objective), coef0, tol=tol, max_iter=max_iter, callback=callback
+        )

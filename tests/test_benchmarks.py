@@ -1,0 +1,63 @@
+"""Smoke test of the benchmark package: the runner end to end on a tiny problem (no timing)."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import problems, run  # noqa: E402
+from benchmarks.adapters import ADAPTERS, Fitted  # noqa: E402
+from benchmarks.measure import objective  # noqa: E402
+
+
+def test_objective_matches_softmaxreg():
+    from softmaxreg import SoftmaxRegression
+
+    X, y = problems.planted_sparse(300, 40, 5, 3, seed=1)
+    m = SoftmaxRegression(C=0.5, tol=1e-10).fit(X, y)
+    f = objective(X, y, 0.5, Fitted(m.coef_, m.intercept_, 0))
+    assert f == pytest.approx(m.result_.loss, rel=1e-10)
+
+
+def test_runner_end_to_end(tmp_path, monkeypatch):
+    X, y = problems.planted_sparse(400, 30, 6, 3, seed=0)
+    tiny = problems.Problem("tiny", "tiny planted", lambda scale: (X.toarray(), y), C=1.0)
+    monkeypatch.setitem(problems.PROBLEMS, "tiny", tiny)
+    names = ["softmaxreg:auto", "softmaxreg:lbfgs", "sklearn:lbfgs"]
+    results = run.main(
+        [
+            "--problems",
+            "tiny",
+            "--solvers",
+            *names,
+            "--repeats",
+            "1",
+            "--budget",
+            "5",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    rec = results["problems"][0]
+    assert [r["solver"] for r in rec["rows"]] == names
+    for r in rec["rows"]:
+        assert r["default_subopt"] >= 0 and np.isfinite(r["default_loss"])
+        assert set(r["reached"]) == {"0.001", "1e-06"}
+        assert r["peak_mib"] > 0
+    assert rec["fstar"] <= rec["fstar_reference"]
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["problems"][0]["problem"] == "tiny"
+    md = (tmp_path / "results.md").read_text()
+    assert "| tiny |" in md and "softmaxreg:auto" in md
+    assert (tmp_path / "tiny.png").stat().st_size > 0
+
+
+def test_adapters_share_a_signature():
+    X, y = problems.planted_sparse(200, 20, 5, 3, seed=2)
+    for name in ["softmaxreg:newton", "sklearn:newton-cg"]:
+        fitted = ADAPTERS[name].fit(X, y, C=1.0, tol=1e-8, max_iter=200)
+        assert fitted.coef.shape == (3, 20) and fitted.intercept.shape == (3,)
