@@ -26,7 +26,7 @@ class SolverResult:
     loss : float
         Objective value at ``coef`` (mean form).
     grad_norm : float
-        Max-norm of the gradient at ``coef``.
+        Max-norm of the gradient at ``coef`` in standardised units (see :class:`Stopping`).
     gtol : float
         The gradient threshold that certifies convergence.
     n_iter, n_fun, n_grad, n_hessp : int
@@ -101,9 +101,11 @@ class CountingOracle:
 class Stopping:
     """The convergence certificate and the per-iteration history.
 
-    ``gtol = tol * max(1, |g(coef0)|_inf)``: relative to the gradient at the start (so it does
-    not depend on the scale of the features or the weights) and never looser than ``tol``.
-    For float32 data ``tol`` is floored at ``100 * eps(float32)``, the accuracy float32 allows.
+    Converged means ``max |g / scale| <= gtol`` with ``scale = oracle.gradient_scale()``
+    (the gradient in the units of standardised features; mean-form objective, so neither the
+    units of the features nor the number or weights of the samples change the test) and
+    ``gtol = tol``, floored at ``100 * eps(float32)`` for float32 data, the accuracy it allows.
+    The reported ``grad_norm`` is this scaled max-norm.
     """
 
     def __init__(self, oracle, tol, g0, dtype, callback=None):
@@ -114,21 +116,27 @@ class Stopping:
                 "Rescale or standardise the features (e.g. sklearn's StandardScaler)."
             )
         floor = 100 * np.finfo(np.float32).eps if np.dtype(dtype) == np.float32 else 0.0
-        self.gtol = max(tol, floor) * max(1.0, float(np.max(np.abs(g0), initial=0.0)))
+        self.gtol = max(tol, floor)
+        scale = getattr(oracle, "gradient_scale", None)
+        self.scale = scale() if callable(scale) else 1.0
         self.oracle = oracle
         self.callback = callback
         self.history: list[dict] = []
         self._t0 = time.perf_counter()
 
+    def norm(self, g) -> float:
+        """The certificate's gradient norm: ``max |g / scale|``."""
+        return float(np.max(np.abs(g / self.scale), initial=0.0))
+
     def done(self, g) -> bool:
-        return float(np.max(np.abs(g), initial=0.0)) <= self.gtol
+        return self.norm(g) <= self.gtol
 
     def record(self, coef, loss, g, step) -> bool:
         """Append a history row and call the callback; returns True if the callback asks to stop."""
         row = {
             "iter": len(self.history) + 1,
             "loss": float(loss),
-            "grad_norm": float(np.max(np.abs(g), initial=0.0)),
+            "grad_norm": self.norm(g),
             "step": float(step),
             "time": time.perf_counter() - self._t0,
         }
@@ -136,7 +144,7 @@ class Stopping:
         return bool(self.callback is not None and self.callback(coef, row) is True)
 
     def result(self, name, coef, loss, g, message, converged=None) -> SolverResult:
-        gnorm = float(np.max(np.abs(g), initial=0.0))
+        gnorm = self.norm(g)
         return SolverResult(
             coef=coef,
             converged=self.done(g) if converged is None else converged,
