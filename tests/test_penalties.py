@@ -202,3 +202,26 @@ def test_float32_and_sparse():
     np.testing.assert_allclose(a.coef_, b.coef_, atol=1e-6)
     assert c.coef_.dtype == np.float32
     np.testing.assert_allclose(a.coef_, c.coef_, atol=1e-3)
+
+
+@pytest.mark.parametrize("penalty", ["l1", "group"])
+def test_working_sets_reach_the_same_certified_optimum(penalty):
+    """Wide problems (more coefficients than one Hessian should hold) use working sets."""
+    from softmaxreg._path import solve_working_set
+
+    X, y = make_classification(150, 900, n_informative=5, n_classes=3, random_state=0)
+    obj, ns = _problem(X, y, penalty, C=0.05)
+    assert obj.n_coef > 2500
+    model = SoftmaxRegression(C=0.05, penalty=penalty, tol=1e-8).fit(X, y)
+    assert model.result_.solver == "working-set" and model.result_.converged
+    coef = np.hstack([model.coef_, model.intercept_[:, None]]).ravel()
+    _, g = obj.loss_grad(coef)
+    assert np.max(np.abs(ns.residual(coef, g))) <= model.result_.gtol * (1 + 1e-9)
+    ref = solve_penalised("fista", obj, np.zeros(obj.n_coef), ns, tol=1e-8, max_iter=20000)
+    assert _composite(obj, ns, coef) == pytest.approx(ref.loss, rel=1e-8)
+    assert 0 < np.sum(np.any(model.coef_ != 0, axis=0)) < 100
+    # and directly, on a narrow problem, against proximal Newton on all features
+    obj, ns = _problem(X[:, :40], y, penalty, C=0.05)
+    ws = solve_working_set(obj, ns, np.zeros(obj.n_coef), tol=1e-9, max_iter=100)
+    pn = solve_penalised("prox-newton", obj, np.zeros(obj.n_coef), ns, tol=1e-9, max_iter=100)
+    assert ws.converged and ws.loss == pytest.approx(pn.loss, rel=1e-10)

@@ -89,11 +89,13 @@ def add_estimator_options(p) -> None:
     g.add_argument(
         "--tol",
         type=float,
-        default=1e-4,
-        help="gradient tolerance of the optimality certificate (default 1e-4)",
+        default=None,
+        help="gradient tolerance of the optimality certificate (default: the estimator's, 1e-6)",
     )
     g.add_argument("--max-iter", type=int, default=100, help="solver iterations (default 100)")
     g.add_argument("--no-intercept", action="store_true", help="fit without intercepts")
+    g.add_argument("--basis", default=None, metavar="SPEC",
+                   help="basis functions phi: poly:D, rbf:N, fourier:N or spline:N")
     g.add_argument(
         "--class-weight",
         choices=["balanced"],
@@ -104,10 +106,11 @@ def add_estimator_options(p) -> None:
 
 def estimator_kwargs(args) -> dict:
     """The ``SoftmaxRegression`` keyword arguments given by the command line."""
-    return {
+    kwargs = {
         "C": args.C,
         "penalty": None if args.penalty == "none" else args.penalty,
         "l1_ratio": args.l1_ratio,
+        "basis": args.basis,
         "solver": args.solver,
         "tol": args.tol,
         "max_iter": args.max_iter,
@@ -115,6 +118,7 @@ def estimator_kwargs(args) -> dict:
         "class_weight": args.class_weight,
         "verbose": int(sys.stderr.isatty() and not getattr(args, "quiet", False)),
     }
+    return {key: value for key, value in kwargs.items() if key != "tol" or value is not None}
 
 
 def fit_kwargs(args, data) -> dict:
