@@ -39,6 +39,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import scipy.sparse as sp
 
 from ._kernel import block_hess_diag, block_hessian, block_hessp, block_loss, block_loss_grad
 
@@ -76,6 +77,7 @@ class Objective:
         self.penalty = penalty
         self.coef_shape = (self.n_classes - self.reference, p)
         self.n_coef = self.coef_shape[0] * p
+        self._rms = None
 
     # -- packing -------------------------------------------------------------------------
     def full(self, coef: np.ndarray) -> np.ndarray:
@@ -211,3 +213,31 @@ class Objective:
         Q = np.zeros((K, p, cols.size))
         Q[:, cols, np.arange(cols.size)] = 1.0 / np.sqrt(K)
         return Q.reshape(K * p, cols.size)
+
+    def gradient_scale(self) -> np.ndarray:
+        r"""Per-coefficient units of the convergence certificate, shape (n_coef,).
+
+        The weighted root-mean-square of each feature column,
+        :math:`\sigma_i = (\sum_n s_n m_n x_{ni}^2 / S)^{1/2}`, tiled over the class rows; 1 for
+        the intercept and for all-zero columns. ``g / scale`` is the gradient with respect to
+        the coefficients of standardised features (``w_i sigma_i``), so a test on it does not
+        depend on the units of the features. Computed once, in one pass.
+        """
+        if self._rms is None:
+            (sq,) = self.source.map_reduce(lambda blk, i: (_weighted_column_squares(blk),))
+            rms = np.sqrt(np.asarray(sq) / self.scale)
+            self._rms = np.where(rms > 0, rms, 1.0)
+        scale = np.ones(self.coef_shape[1])
+        scale[: self.n_features] = self._rms
+        return np.tile(scale, self.coef_shape[0])
+
+
+def _weighted_column_squares(block) -> np.ndarray:
+    """``sum_n s_n m_n x_ni^2`` of one block, shape (n_features,), in float64."""
+    c = block.weights.astype(np.float64)
+    if block.totals is not None:
+        c = c * block.totals
+    if sp.issparse(block.X):
+        return np.asarray(block.X.multiply(block.X).T @ c).ravel()
+    X = np.asarray(block.X, dtype=np.float64)
+    return np.einsum("n,ni,ni->i", c, X, X)

@@ -20,16 +20,20 @@ from ._linesearch import wolfe_line_search
 __all__ = ["minimize", "state_of"]
 
 
-def _two_loop(g, S, Y):
-    """``H g`` for the L-BFGS inverse-Hessian estimate from the pairs ``(s_i, y_i)``."""
+def _two_loop(g, S, Y, D):
+    """``H g`` for the L-BFGS inverse-Hessian estimate from the pairs ``(s_i, y_i)``.
+
+    The initial estimate is the diagonal ``gamma D`` (``D = 1 / scale**2``, the units of
+    standardised features; ``gamma`` by Shanno's scaling ``s.y / y.D y``): L-BFGS in the
+    coordinates of standardised features, so badly scaled columns do not slow it down.
+    """
     q = g.copy()
     alphas = []
     for s, y in zip(reversed(S), reversed(Y), strict=True):
         a = (s @ q) / (y @ s)
         alphas.append(a)
         q -= a * y
-    if S:
-        q *= (S[-1] @ Y[-1]) / (Y[-1] @ Y[-1])
+    q *= D * ((S[-1] @ Y[-1]) / (Y[-1] @ (D * Y[-1])) if S else 1.0)
     for (s, y), a in zip(zip(S, Y, strict=True), reversed(alphas), strict=True):
         q += (a - (y @ q) / (y @ s)) * s
     return q
@@ -85,19 +89,20 @@ def minimize(
         Called as ``checkpoint(state)`` after every iteration.
     """
     x, f, g, S, Y, stop = _start(oracle, coef0, tol, callback, memory, resume)
+    D = 1.0 / np.square(stop.scale)
     message = f"reached max_iter={max_iter}"
     for _ in range(max(max_iter - len(stop.history), 0)):
         if stop.done(g):
             message = "gradient norm below gtol"
             break
-        d = -_two_loop(g, S, Y)
-        step = 1.0 if S else min(1.0, 1.0 / max(np.abs(g).sum(), 1e-300))
+        d = -_two_loop(g, S, Y, D)
+        step = 1.0 if S else min(1.0, 1.0 / max(np.abs(d).sum(), 1e-300))
         found = wolfe_line_search(oracle, x, f, g, d, step)
         if found is None and S:  # stale curvature pairs: restart from steepest descent
             S.clear()
             Y.clear()
-            d = -g
-            found = wolfe_line_search(oracle, x, f, g, d, min(1.0, 1.0 / np.abs(g).sum()))
+            d = -D * g
+            found = wolfe_line_search(oracle, x, f, g, d, min(1.0, 1.0 / np.abs(d).sum()))
         if found is None:
             message = "line search found no decrease: the loss is at its precision limit"
             break
