@@ -439,8 +439,14 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
 
     def _logits(self, X, offset=None) -> np.ndarray:
         X = self._validate_X(X)
-        A = np.asarray(X @ self.coef_.T) if sp.issparse(X) else X @ self.coef_.T
-        A = A + self.intercept_
+        with np.errstate(over="ignore", invalid="ignore"):
+            A = np.asarray(X @ self.coef_.T) if sp.issparse(X) else X @ self.coef_.T
+            A = A + self.intercept_
+        if not np.all(np.isfinite(A)):  # else softmax would return NaN
+            raise ValueError(
+                f"The logits W x + b overflow {A.dtype.name}: the feature values are too large "
+                "for this model's coefficients. Rescale the features as they were in training."
+            )
         if self.classes_.size == 2:
             A = np.hstack([np.zeros_like(A), A])
         offset = validate_offset(offset, X.shape[0], self.classes_.size, A.dtype)

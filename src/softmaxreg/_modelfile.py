@@ -32,6 +32,7 @@ import os
 import re
 import stat
 import tempfile
+import tokenize
 import warnings
 import zipfile
 import zlib
@@ -77,6 +78,8 @@ _READ_ERRORS = (
     NotImplementedError,
     UnicodeDecodeError,
     RecursionError,
+    SyntaxError,  # an .npy header that is not a Python literal (parsed by ast.literal_eval)
+    tokenize.TokenError,  # ... or does not even tokenize
 )
 
 
@@ -651,6 +654,8 @@ def _check_shapes(model) -> None:
         )
     if coef.dtype.kind != "f" or intercept.dtype != coef.dtype:
         raise ModelFileError(f"Inconsistent model file: coef_ dtype {coef.dtype}.")
+    if not (np.all(np.isfinite(coef)) and np.all(np.isfinite(intercept))):
+        raise ModelFileError("Inconsistent model file: coef_ or intercept_ is not finite.")
     if getattr(model, "basis_", None) is None and coef.shape[1] != model.n_features_in_:
         raise ModelFileError(
             f"Inconsistent model file: coef_ has {coef.shape[1]} columns but the model has "

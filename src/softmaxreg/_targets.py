@@ -67,6 +67,13 @@ def validate_targets(Y, n_samples: int, classes, dtype) -> tuple[np.ndarray, np.
     targets : ndarray of shape (n_samples, K)
         Columns in the order of ``classes``.
     """
+    kind = np.asarray(Y).dtype.kind if not hasattr(Y, "dtypes") else "f"
+    if kind in "OUSMm":
+        raise ValueError(
+            f"A 2-D y must be a numeric target matrix of shape (n_samples, n_classes) "
+            f"(probabilities or counts), got dtype {np.asarray(Y).dtype}; pass class labels "
+            "as a 1-D array of shape (n_samples,)."
+        )
     T = check_array(Y, dtype=np.float64, input_name="y", ensure_min_samples=1)
     n, K = T.shape
     if n != n_samples:

@@ -1,0 +1,1 @@
+"""Reliability tests, one module per category of ../shared/RELIABILITY.md (docs/reliability.md)."""
