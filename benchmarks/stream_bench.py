@@ -21,6 +21,7 @@ import os
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -114,7 +115,7 @@ def fit(path: Path, solver: str, tol: float, cache: bool, out: Path | None) -> d
         t_first = time.perf_counter() - t0
         t_arrow = [pyarrow_pass(source) for _ in range(2)]
         t0 = time.perf_counter()
-        model = SoftmaxRegression(solver=solver, tol=tol, max_iter=500).fit(source)
+        model = SoftmaxRegression(solver=solver, tol=tol, max_iter=500, verbose=1).fit(source)
         t_fit = time.perf_counter() - t0
         source.close()
     res = model.result_
@@ -177,6 +178,82 @@ def verify(rows: int, solver: str, tol: float, workdir: Path) -> dict:
     return out
 
 
+def sgd_bench(scale: float, epochs: int = 5) -> dict:
+    """SGD/Adam on the tall benchmark problem: relative loss gap after each epoch."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from problems import _tall
+    from softmaxreg import SoftmaxRegression
+
+    X, y = _tall(scale)
+    t0 = time.perf_counter()
+    ref = SoftmaxRegression(solver="lbfgs", tol=1e-8, max_iter=1000).fit(X, y)
+    out = {
+        "rows": len(y),
+        "features": X.shape[1],
+        "classes": 10,
+        "lbfgs_s": time.perf_counter() - t0,
+        "lbfgs_loss": ref.result_.loss,
+        "lbfgs_passes": ref.result_.n_fun,
+    }
+
+    for solver in ("sgd", "adam"):
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            m = SoftmaxRegression(solver=solver, max_iter=epochs).fit(X, y)
+        gaps = [(h["loss"] - ref.result_.loss) / ref.result_.loss for h in m.result_.history]
+        out[solver] = {"rel_gap_per_epoch": gaps, "s": time.perf_counter() - t0}
+    return out
+
+
+def dask_bench(rows: int, workers_list=(1, 2), repeats: int = 3) -> dict:
+    """Seconds per oracle pass on a LocalCluster of 1 and 2 single-thread worker processes."""
+    import dask.array as da
+    from distributed import Client, LocalCluster
+
+    from softmaxreg import SoftmaxRegression
+    from softmaxreg._objective import Objective
+    from softmaxreg.dask import DaskSource
+
+    out = {"rows": rows, "features": N_FEATURES, "classes": N_CLASSES}
+    X0, y0 = planted(rows)
+    for workers in workers_list:
+        with (
+            LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0"
+            ) as cluster,
+            Client(cluster),
+        ):
+            X = da.from_array(X0, chunks=(rows // (4 * workers), N_FEATURES))
+            y = da.from_array(y0, chunks=(X.chunks[0],))
+            t0 = time.perf_counter()
+            src = DaskSource(X, y)
+            t_setup = time.perf_counter() - t0
+            obj = Objective(src, l2=1.0)
+            coef = np.zeros(obj.n_coef)
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                obj.loss_grad(coef)
+                times.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            m = SoftmaxRegression(solver="lbfgs", tol=1e-8).fit(X, y)
+            t_fit = time.perf_counter() - t0
+            out[f"workers_{workers}"] = {
+                "setup_s": t_setup,
+                "pass_s": min(times),
+                "fit_s": t_fit,
+                "passes": m.result_.n_fun,
+                "coef": m.coef_.tolist(),
+            }
+    ref = SoftmaxRegression(solver="lbfgs", tol=1e-8).fit(X0, y0)
+    for workers in workers_list:
+        rec = out[f"workers_{workers}"]
+        c = np.asarray(rec.pop("coef"))
+        rec["rel_diff_vs_in_memory"] = float(np.abs(c - ref.coef_).max() / np.abs(ref.coef_).max())
+    return out
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -195,12 +272,22 @@ def main(argv=None) -> None:
     v.add_argument("--tol", type=float, default=1e-8)
     v.add_argument("--workdir", type=Path, default=Path("/tmp/softmaxreg-stream-bench"))
     v.add_argument("--out", type=Path)
+    g = sub.add_parser("sgd")
+    g.add_argument("--scale", type=float, default=1.0)
+    g.add_argument("--out", type=Path)
+    k = sub.add_parser("dask")
+    k.add_argument("--rows", type=int, default=2_000_000)
+    k.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     if args.cmd == "make":
         make(args.path, args.rows)
         return
     if args.cmd == "fit":
         rec = fit(args.path, args.solver, args.tol, args.cache, args.out)
+    elif args.cmd in ("sgd", "dask"):
+        rec = sgd_bench(args.scale) if args.cmd == "sgd" else dask_bench(args.rows)
+        if args.out:
+            args.out.write_text(json.dumps(rec, indent=2))
     else:
         args.workdir.mkdir(parents=True, exist_ok=True)
         rec = verify(args.rows, args.solver, args.tol, args.workdir)

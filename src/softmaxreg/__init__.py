@@ -21,6 +21,7 @@ from ._plots import (
 from ._softmax import log_softmax, logsumexp, softmax, softmax_jacobian
 from ._solvers import SOLVERS, SolverResult
 from ._stream import CSVSource, ParquetSource, open_source
+from ._stream_predict import predict_file
 
 __version__ = "0.1.0"
 
@@ -32,6 +33,7 @@ __all__ = [
     "CSVSource",
     "ParquetSource",
     "open_source",
+    "predict_file",
     "ConvergenceWarning",
     "InferenceResults",
     "MarginalEffects",

@@ -234,12 +234,25 @@ class _FileSource:
             X[:, j] = _column_numpy(table, name, where)
         if not np.isfinite(X).all():
             raise ValueError(f"The features have NaN or infinite values in {where}.")
-        y = _column_numpy(table, self.target, where)
-        codes = np.searchsorted(self.classes, y)
-        codes = np.minimum(codes, self.n_classes - 1)
-        if not np.array_equal(self.classes[codes], y):
-            raise ValueError(f"The target has labels that are not in the classes ({where}).")
-        return X, codes.astype(np.intp), self._weights_of(table, where).astype(self.dtype)
+        codes = self._encode(_column_numpy(table, self.target, where), where)
+        return X, codes, self._weights_of(table, where).astype(self.dtype)
+
+    def _encode(self, y, where) -> np.ndarray:
+        """Class codes of labels ``y``; small integer labels go through a lookup table."""
+        c = self.classes
+        if c.dtype.kind in "iu" and y.dtype.kind in "iu" and int(c[-1]) - int(c[0]) < 1 << 16:
+            lut = np.full(int(c[-1]) - int(c[0]) + 1, -1, dtype=np.intp)
+            lut[c - c[0]] = np.arange(c.size)
+            shifted = y.astype(np.int64) - int(c[0])
+            inside = (shifted >= 0) & (shifted < lut.size)
+            codes = lut[np.where(inside, shifted, 0)]
+            if inside.all() and (codes >= 0).all():
+                return codes
+        else:
+            codes = np.minimum(np.searchsorted(c, y), c.size - 1)
+            if np.array_equal(c[codes], y):
+                return codes.astype(np.intp)
+        raise ValueError(f"The target has labels that are not in the classes ({where}).")
 
     def _block(self, X, codes, base) -> Block:
         return Block(X, codes, base * self.class_weight[codes].astype(self.dtype))
