@@ -98,11 +98,14 @@ def test_partial_fit_semantics(easy):
         SoftmaxRegression(solver="lbfgs").partial_fit(X[:10], y[:10], classes=[0, 1, 2])
     with pytest.raises(ValueError, match="balanced"):
         SoftmaxRegression(class_weight="balanced").partial_fit(X[:10], y[:10], classes=[0, 1, 2])
-    # fit() starts afresh: a later partial_fit needs classes again
+    # After fit(), partial_fit continues from that fit without classes (scikit-learn's
+    # SGDClassifier; its check_fit_score_takes_y calls fit then partial_fit(X, y)).
     model.set_params(solver="lbfgs").fit(X[:500], labels[:500])
+    fitted = model.coef_.copy()
     model.set_params(solver="adam")
-    with pytest.raises(ValueError, match="classes must be passed"):
-        model.partial_fit(X[:10], labels[:10])
+    model.partial_fit(X[:500], labels[:500])
+    assert model.classes_.tolist() == ["a", "b", "c"]
+    assert np.abs(model.coef_ - fitted).max() < 0.5 * np.abs(fitted).max()
 
 
 def test_partial_fit_binary_shapes(easy):

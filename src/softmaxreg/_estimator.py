@@ -44,6 +44,26 @@ __all__ = ["SoftmaxRegression"]
 _FLOATS = [np.float64, np.float32]
 
 
+class _PartialFitUnavailable(AttributeError, ValueError):
+    """``partial_fit`` does not exist for this configuration: an ``AttributeError`` so that
+    ``hasattr`` is False (scikit-learn's convention), a ``ValueError`` because a parameter
+    value is the cause."""
+
+
+def _partial_fit_available(est) -> bool:
+    if ("adam" if est.solver == "auto" else est.solver) not in STOCHASTIC_SOLVERS:
+        raise _PartialFitUnavailable(
+            f"partial_fit needs a stochastic solver ('sgd', 'adam' or 'auto'), got "
+            f"solver={est.solver!r}. Use fit() for the exact solvers."
+        )
+    if isinstance(est.class_weight, str):
+        raise _PartialFitUnavailable(
+            "class_weight='balanced' needs all the data; with partial_fit pass a dict of "
+            "class weights (or sample_weight)."
+        )
+    return True
+
+
 def _check_magnitude(X) -> None:
     """A clear error for features so large that their products overflow the dtype (the
     Hessian holds products of two features): no solver can then give a correct fit."""
@@ -405,13 +425,14 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             reference_class=reference_class, offset=offset,
         )
 
-    def partial_fit(self, X, y, classes=None, sample_weight=None):
+    def _partial_fit(self, X, y, classes=None, sample_weight=None):
         """One epoch of minibatch training on ``(X, y)``, continuing previous calls.
 
-        scikit-learn's semantics: ``classes`` (all labels) is required on the first call;
+        scikit-learn's semantics: ``classes`` (all labels) is required on the first call
+        unless the model was fitted with :meth:`fit` (it then continues from that fit);
         later calls keep the classes, features and optimiser state (``solver="sgd"`` or
-        ``"adam"``; ``"auto"`` means Adam), and reject labels outside ``classes_``. See
-        ``softmaxreg._partial``.
+        ``"adam"``; ``"auto"`` means Adam), and reject labels outside ``classes_``. Only
+        defined for those solvers (see :attr:`partial_fit`). See ``softmaxreg._partial``.
 
         Returns
         -------
@@ -420,6 +441,17 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         from ._partial import partial_fit
 
         return partial_fit(self, X, y, classes=classes, sample_weight=sample_weight)
+
+    @property
+    def partial_fit(self):
+        """``partial_fit(X, y, classes=None, sample_weight=None)``, for the stochastic solvers.
+
+        Absent (``hasattr`` is False, as scikit-learn's ``available_if`` makes it for
+        ``MLPClassifier``) for the exact solvers and ``class_weight="balanced"``; accessing it
+        then raises an error (both ``AttributeError`` and ``ValueError``) that says why.
+        """
+        _partial_fit_available(self)
+        return self._partial_fit
 
     def _store(self, objective, result, dtype):
         M = coef_to_estimator(objective, result.coef, self.penalty in NONSMOOTH).astype(dtype)

@@ -77,8 +77,14 @@ def partial_fit(est, X, y, classes=None, sample_weight=None):
             "class_weight='balanced' needs all the data; with partial_fit pass a dict of "
             "class weights (or sample_weight)."
         )
-    _check_classes(est, classes, first)
-    X, y = validate_data(est, X, y, reset=first, accept_sparse=["csr"], dtype=_FLOATS)
+    # After fit(), a first partial_fit without classes continues from that fit (scikit-learn's
+    # SGDClassifier): its classes, features and coefficients.
+    resume = first and classes is None and hasattr(est, "classes_")
+    if not resume:
+        _check_classes(est, classes, first)
+    X, y = validate_data(
+        est, X, y, reset=first and not resume, accept_sparse=["csr"], dtype=_FLOATS
+    )
     codes = _codes(est, y)
     sw = est._weights(X, codes, sample_weight)
     source = ArraySource(X, codes, sw, est.classes_.size)
@@ -86,7 +92,9 @@ def partial_fit(est, X, y, classes=None, sample_weight=None):
     objective = objective_for(est, source)
     if first:
         steps = -(-X.shape[0] // BATCH_SIZE[name])
-        state = OPTIMIZERS[name][0](np.zeros(objective.n_coef), decay_steps=max(steps, 100))
+        previous = est._coef_matrix(objective) if resume else None
+        coef0 = np.zeros(objective.n_coef) if previous is None else previous.ravel()
+        state = OPTIMIZERS[name][0](coef0, decay_steps=max(steps, 100))
         est.basis_ = None
     else:
         state = est._partial_state["optimizer"]
