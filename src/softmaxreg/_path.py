@@ -112,13 +112,14 @@ def solve_working_set(objective, nonsmooth, coef0, *, tol, max_iter, callback=No
     d, (R, p) = objective.n_features, objective.coef_shape
     x = np.array(coef0, dtype=np.float64)
     f, g = objective.loss_grad(x)
-    gtol = tol * max(1.0, float(np.max(np.abs(g), initial=0.0)))
+    floor = 100 * np.finfo(np.float32).eps if objective.dtype == np.float32 else 0.0
+    gtol, scale = max(tol, floor), objective.gradient_scale().reshape(R, p)
     free = nonsmooth.strength[:d] == 0
     active = free | np.any(x.reshape(R, p)[:, :d] != 0, axis=0)
     history, counts, message, converged = [], np.zeros(4, dtype=int), "", False
     for _ in range(64):
         r = nonsmooth.residual(x, g).reshape(R, p)[:, :d]
-        violation = np.max(np.abs(r), axis=0)
+        violation = np.max(np.abs(r / scale[:, :d]), axis=0)
         if float(np.max(violation, initial=0.0)) <= gtol:
             converged, message = True, "optimality residual below gtol (working sets)"
             break
@@ -128,7 +129,7 @@ def solve_working_set(objective, nonsmooth, coef0, *, tol, max_iter, callback=No
         features = np.flatnonzero(active)
         cols = _columns(objective, features)
         sub, sub_ns = _restrict(objective, nonsmooth, features)
-        sub_tol = 0.5 * gtol / max(1.0, float(np.max(np.abs(g), initial=0.0)))
+        sub_tol = 0.5 * gtol  # same units: the columns' scales do not depend on the set
         res = solve_penalised(
             "auto",
             sub,
@@ -151,7 +152,7 @@ def solve_working_set(objective, nonsmooth, coef0, *, tol, max_iter, callback=No
     else:
         message = "working sets did not settle"
     r = nonsmooth.residual(x, g)
-    rnorm = float(np.max(np.abs(r), initial=0.0))
+    rnorm = float(np.max(np.abs(r / scale.ravel()), initial=0.0))
     return SolverResult(
         coef=x,
         converged=converged or rnorm <= gtol,

@@ -10,7 +10,8 @@ Accelerated proximal gradient (Beck & Teboulle 2009) with
 
 Stopping certificate: the max-norm of the minimum-norm element of
 :math:`\nabla f(x) + \partial h(x)` (:meth:`NonSmoothPenalty.residual`), zero exactly at the
-minimiser, below ``gtol = tol * max(1, |grad f(coef0)|_inf)`` as for the smooth solvers.
+minimiser, in the standardised units of :class:`Stopping` (``max |r / scale| <= tol``), as
+for the smooth solvers.
 It is checked, at the cost of one extra gradient, when the proximal-gradient step
 :math:`L\,|y - x^+|_\infty` (free) drops below ``gtol``.
 
@@ -82,7 +83,7 @@ def minimize(oracle, coef0, *, penalty, tol, max_iter, callback=None) -> SolverR
                 f, g = oracle.loss_grad(x)
             t, y, fy, gy, y_is_x = 1.0, x, f, g, True
             continue
-        step_res = L * float(np.max(np.abs(x_new - y), initial=0.0))
+        step_res = stop.norm(L * (x_new - y))
         t_new = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
         beta = (t - 1.0) / t_new
         x_old, x, f, F, t, g = x, x_new, f_new, F_new, t_new, None
@@ -120,10 +121,10 @@ def _lipschitz(H, n_iter=30):
     return 1.1 * lam + 1e-12
 
 
-def _solve_model(H, g, x, penalty, rtol, max_inner=2000):
+def _solve_model(H, g, x, penalty, rtol, scale=1.0, max_inner=2000):
     """Minimise the model ``g.(z-x) + (z-x).H(z-x)/2 + h(z)`` by FISTA with restarts.
 
-    Stops when the model's residual (max-norm) is at most ``rtol``; returns ``z``.
+    Stops when the model's residual (max-norm of ``r / scale``) is at most ``rtol``.
     """
     L = _lipschitz(H)
     z = x.copy()
@@ -138,7 +139,7 @@ def _solve_model(H, g, x, penalty, rtol, max_inner=2000):
         z, t = z_new, t_new
         if it % 10 == 9 or it == max_inner - 1:
             r = penalty.residual(z, g + H @ (z - x))
-            if float(np.max(np.abs(r), initial=0.0)) <= rtol:
+            if float(np.max(np.abs(r / scale), initial=0.0)) <= rtol:
                 break
     return z
 
@@ -157,11 +158,11 @@ def minimize_newton(oracle, coef0, *, penalty, tol, max_iter, callback=None) -> 
     hx = penalty.value(x)
     message = f"reached max_iter={max_iter}"
     for _ in range(max_iter):
-        rnorm = float(np.max(np.abs(penalty.residual(x, g)), initial=0.0))
+        rnorm = stop.norm(penalty.residual(x, g))
         if rnorm <= stop.gtol:
             message = "optimality residual below gtol"
             break
-        z = _solve_model(H, g, x, penalty, max(0.1 * rnorm, 0.1 * stop.gtol))
+        z = _solve_model(H, g, x, penalty, max(0.1 * rnorm, 0.1 * stop.gtol), stop.scale)
         d = z - x
         decrease = g @ d + penalty.value(z) - hx
         if not decrease < 0:
