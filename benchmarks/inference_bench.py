@@ -12,6 +12,9 @@ Usage::
 
     python benchmarks/inference_bench.py --n 1000000 --d 50 --k 5 --out inference_bench.json
 
+``--threads 1`` pins both libraries to one BLAS thread (fair, and much faster than two
+spinning OpenBLAS threads on a machine that is busy with other work).
+
 The JSON holds the timings, the peak RSS of each process (MiB) and the largest relative
 difference between the two libraries' ``params`` and ``bse``.
 """
@@ -111,7 +114,13 @@ def main(argv=None):
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--d", type=int, default=50)
     ap.add_argument("--k", type=int, default=5)
-    ap.add_argument("--tol", type=float, default=1e-6, help="softmaxreg fit tol")
+    ap.add_argument("--tol", type=float, default=1e-8, help="softmaxreg fit tol")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="BLAS threads in each child (OPENBLAS/OMP/MKL_NUM_THREADS)",
+    )
     ap.add_argument("--libs", default="softmaxreg,statsmodels")
     ap.add_argument("--out", default=None)
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -119,14 +128,25 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.worker:
         return worker(args.worker, args.n, args.d, args.k, args.tol, args.worker_out)
-    report = {"n": args.n, "d": args.d, "K": args.k, "cpus": os.cpu_count()}
+    report = {
+        "n": args.n,
+        "d": args.d,
+        "K": args.k,
+        "cpus": os.cpu_count(),
+        "blas_threads": args.threads,
+        "tol": args.tol,
+    }
     for lib in args.libs.split(","):
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "out.json")
             cmd = [sys.executable, __file__, "--worker", lib, "--worker-out", path,
                    "--n", str(args.n), "--d", str(args.d), "--k", str(args.k),
                    "--tol", str(args.tol)]  # fmt: skip
-            subprocess.run(cmd, check=True)
+            env = dict(os.environ)
+            if args.threads:
+                for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+                    env[var] = str(args.threads)
+            subprocess.run(cmd, check=True, env=env)
             with open(path) as fh:
                 report[lib] = json.load(fh)
         r = report[lib]

@@ -197,12 +197,13 @@ def estimator_inference(
     M = M[order].astype(np.float64)
     names = feature_names(est)
     _check_nonempty(targets, sw, classes[order])
-    sep = find_separation(objective, names, classes[order])
+    coef0 = (M[1:] - M[0]).ravel()
+    sep = find_separation(objective, names, classes[order], coef0)
     if sep is not None:
         raise ValueError(sep.message(for_inference=True))
     return compute_inference(
         objective,
-        (M[1:] - M[0]).ravel(),
+        coef0,
         cov_type=cov_type,
         groups=groups,
         feature_names=names,

@@ -138,7 +138,7 @@ def _information(objective, coef):
         for k in range(R):
             for j in range(k, R):
                 wgt = -Pc[:, k] * Pr[:, j] + (Pc[:, k] if j == k else 0.0)
-                G = (Q * wgt[:, None]).T @ Q
+                G = Q.T @ (Q * wgt[:, None])
                 H[k * p : (k + 1) * p, j * p : (j + 1) * p] = G
                 H[j * p : (j + 1) * p, k * p : (k + 1) * p] = G.T
         return loss, gW, gb, H

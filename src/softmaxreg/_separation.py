@@ -158,19 +158,43 @@ def _gaps(source, Z, fit_intercept, scale):
     return gaps, best
 
 
-def _initial_rows(source, rng, size=1500, per_class=60):
-    w = source.weights
-    pos = np.flatnonzero(w > 0)
-    rows = [rng.choice(pos, min(size, pos.size), replace=False)]
+def _own_probability(objective, coef):
+    """Per row, the smallest fitted probability among the classes the row was observed in."""
+    from ._kernel import block_loss_grad
+
+    W, b = objective._split(coef)
+    source = objective.source
+    own = np.empty(source.n_samples)
+    starts = range(0, source.n_samples, source.block_rows)
+    for start, blk in zip(starts, source.blocks(), strict=True):
+        with np.errstate(over="ignore", invalid="ignore"):
+            P = block_loss_grad(blk, W, b)[3]
+        if blk.targets.ndim == 1:
+            own[start : start + P.shape[0]] = P[np.arange(P.shape[0]), blk.targets]
+        else:
+            own[start : start + P.shape[0]] = np.where(blk.targets > 0, P, np.inf).min(axis=1)
+    return own
+
+
+def _initial_rows(objective, coef, rng):
+    """A stratified working set: per class ``max(100, 3 p)`` rows, those the fitted model
+    finds hardest (lowest probability of their own class) when ``coef`` is given, else
+    random ones. Hard rows are the ones that stop a direction from separating the classes."""
+    source = objective.source
+    per_class = max(100, 3 * objective.coef_shape[1])
+    pos = np.flatnonzero(source.weights > 0)
+    score = _own_probability(objective, coef)[pos] if coef is not None else rng.random(pos.size)
     labels = source.targets if source.targets.ndim == 1 else source.targets.argmax(axis=1)
+    rows = []
     for k in range(source.n_classes):
-        members = pos[labels[pos] == k]
+        members = np.flatnonzero(labels[pos] == k)
         if members.size:
-            rows.append(rng.choice(members, min(per_class, members.size), replace=False))
-    return np.unique(np.concatenate(rows))
+            take = members[np.argsort(score[members], kind="stable")[:per_class]]
+            rows.append(pos[take])
+    return np.unique(np.concatenate(rows)) if rows else pos[:0]
 
 
-def find_separation(objective, feature_names, class_labels, max_rounds=25):
+def find_separation(objective, feature_names, class_labels, coef=None, max_rounds=25):
     """Decide whether the data of ``objective`` are (quasi-)completely separated.
 
     Parameters
@@ -180,6 +204,9 @@ def find_separation(objective, feature_names, class_labels, max_rounds=25):
     feature_names : sequence of str
     class_labels : sequence
         Labels in class-code order.
+    coef : ndarray of shape (n_coef,), optional
+        Fitted coefficients (objective order): the starting working set is then the rows the
+        model finds hardest, which usually proves non-separation in one small LP.
 
     Returns
     -------
@@ -195,7 +222,7 @@ def find_separation(objective, feature_names, class_labels, max_rounds=25):
     absmax = abs(X).max(axis=0)
     scale = np.asarray(absmax.toarray() if sp.issparse(absmax) else absmax, float).ravel()
     scale[~(scale > 0)] = 1.0
-    rows = _initial_rows(source, np.random.default_rng(0))
+    rows = _initial_rows(objective, coef, np.random.default_rng(0))
     for _ in range(max_rounds):
         pr, pc = _positive_classes(source.targets, rows)
         if pr.size * (K - 1) > _MAX_PAIRS:
@@ -247,9 +274,9 @@ def _describe(Z, gaps, best, tol, source, feature_names, class_labels, fi, scale
     )
 
 
-def warn_if_separated(objective, feature_names, class_labels, stacklevel=3) -> bool:
+def warn_if_separated(objective, feature_names, class_labels, coef=None, stacklevel=3) -> bool:
     """Warn with :class:`SeparationWarning` if the data are separated; return whether."""
-    sep = find_separation(objective, feature_names, class_labels)
+    sep = find_separation(objective, feature_names, class_labels, coef)
     if sep is not None:
         warnings.warn(sep.message(), SeparationWarning, stacklevel=stacklevel)
     return sep is not None
@@ -313,4 +340,6 @@ def check_fit(est, objective) -> None:
     from ._inference import feature_names
 
     if est.penalty is None:
-        warn_if_separated(objective, feature_names(est), est.classes_, stacklevel=4)
+        M = est._coef_matrix(objective)
+        coef = None if M is None else M.astype(np.float64).ravel()
+        warn_if_separated(objective, feature_names(est), est.classes_, coef, stacklevel=4)
