@@ -6,6 +6,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 import statsmodels.api as sm
 from scipy import stats
 from sklearn.datasets import load_iris
@@ -151,6 +152,24 @@ def test_binary_iris_matches_statsmodels():
     np.testing.assert_allclose(r.bse, ref.bse, rtol=1e-6)
     np.testing.assert_allclose(r.pvalues, ref.pvalues, rtol=1e-6)
     assert r.llf == pytest.approx(ref.llf, rel=1e-9)
+    me, sme = r.get_margeff(), ref.get_margeff()
+    np.testing.assert_allclose(me.margeff, sme.margeff, rtol=1e-6)
+    np.testing.assert_allclose(me.margeff_se, sme.margeff_se, rtol=1e-6)
+    # sparse input gives the same inference
+    sparse = SoftmaxRegression(penalty=None, tol=1e-10).fit(sp.csr_matrix(X), y)
+    rs = sparse.inference(sp.csr_matrix(X), y, cov_type="HC0")
+    np.testing.assert_allclose(rs.bse, model.inference(X, y, cov_type="HC0").bse, rtol=1e-6)
+
+
+def test_without_intercept_matches_statsmodels():
+    X, y = load_iris(return_X_y=True)
+    X, y = X[50:], y[50:]
+    r = SoftmaxRegression(penalty=None, fit_intercept=False, tol=1e-10).fit(X, y).inference(X, y)
+    ref = sm.MNLogit(y, X).fit(disp=0, method="newton", tol=1e-12)
+    assert r.term_names == ["x1", "x2", "x3", "x4"]
+    np.testing.assert_allclose(r.params, ref.params, rtol=1e-6)
+    np.testing.assert_allclose(r.bse, ref.bse, rtol=1e-6)
+    assert r.llnull == pytest.approx(-100 * np.log(2))  # zero logits: the null without intercept
 
 
 def test_loose_fit_is_polished_to_the_mle(anes, sm_res):
