@@ -361,3 +361,20 @@ def test_overflowing_features_are_a_clear_error(solver):
     if solver in ("newton", "auto"):
         with pytest.raises(ValueError, match="(overflow|too large).*Rescale"):
             SoftmaxRegression(solver=solver).fit(IRIS_X * 1e300, IRIS_Y)
+
+
+def test_memory_layouts_and_sparse_formats_give_the_same_fit():
+    """RELIABILITY item 21: Fortran order, read-only memmap-like arrays, CSR with int64
+    indices, CSC and COO all fit the same model as the C-ordered dense array."""
+    X, y = _noisy(80, 4, 3, 15)
+    ref = SoftmaxRegression(**TIGHT).fit(X, y)
+    csr64 = sp.csr_matrix(X)
+    csr64.indices = csr64.indices.astype(np.int64)
+    csr64.indptr = csr64.indptr.astype(np.int64)
+    readonly = X.copy()
+    readonly.setflags(write=False)
+    variants = [np.asfortranarray(X), readonly, csr64, sp.csc_matrix(X), sp.coo_matrix(X)]
+    for Xv in variants:
+        model = SoftmaxRegression(**TIGHT).fit(Xv, y)
+        np.testing.assert_allclose(model.coef_, ref.coef_, atol=1e-8)
+        np.testing.assert_allclose(model.predict_proba(Xv), ref.predict_proba(X), atol=1e-9)
