@@ -248,6 +248,21 @@ def test_count_targets_equal_expanded_rows(anes, fitted):
     assert a.nobs == pytest.approx(600) and a.llf == pytest.approx(b.llf, rel=1e-10)
 
 
+def test_offsets_fix_coefficients(anes, fitted):
+    """An offset equal to a feature times its MLE coefficients leaves the other MLEs and llf
+    unchanged (the profile likelihood is maximised at the joint maximum)."""
+    X, y = anes
+    full = fitted.inference(X, y)
+    theta = np.r_[0.0, full.params[3]]  # 'age' row; the reference class has zero
+    offset = np.asarray(X["age"])[:, None] * theta[None, :]
+    Xs = X.drop(columns="age")
+    model = SoftmaxRegression(penalty=None, tol=1e-10).fit(Xs, y, offset=offset)
+    r = model.inference(Xs, y, offset=offset)
+    np.testing.assert_allclose(r.params, np.delete(full.params, 3, axis=0), rtol=1e-6)
+    assert r.llf == pytest.approx(full.llf, rel=1e-10)
+    assert np.all(r.bse <= np.delete(full.bse, 3, axis=0) * (1 + 1e-9))
+
+
 # -- tests, tables -----------------------------------------------------------------------------
 def test_wald_and_lr_tests_match_statsmodels(anes, fitted, sm_res):
     X, y = anes
