@@ -176,3 +176,19 @@ def test_file_round_trip_and_tampering(tmp_path):
     (tmp_path / "pickle.pkl").write_bytes(b"\x80\x04K\x01.")
     with pytest.raises(CheckpointError):
         read_checkpoint(tmp_path / "pickle.pkl")
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_stochastic_solvers_resume_bitwise(tmp_path, solver):
+    X, y = problem(n=3000)
+    kw = dict(solver=solver, max_iter=4)
+    with pytest.warns(ConvergenceWarning):
+        whole = SoftmaxRegression(**kw).fit(X, y)
+    path = tmp_path / "s.ckpt"
+    with pytest.warns(ConvergenceWarning):
+        SoftmaxRegression(solver=solver, max_iter=2).fit(X, y, checkpoint=path)
+    assert len(read_checkpoint(path)[0]["state"]["history"]) == 2
+    with pytest.warns(ConvergenceWarning):
+        resumed = SoftmaxRegression(**kw).fit(X, y, checkpoint=path)
+    np.testing.assert_array_equal(coef_of(resumed), coef_of(whole))
+    assert resumed.result_.n_iter == 4

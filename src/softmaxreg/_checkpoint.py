@@ -23,6 +23,7 @@ import numpy as np
 
 from ._solvers import lbfgs
 from ._solvers._base import CountingOracle
+from ._solvers._stochastic import STOCHASTIC_SOLVERS
 
 __all__ = ["CheckpointError", "read_checkpoint", "solve_checkpointed", "write_checkpoint"]
 
@@ -30,7 +31,7 @@ FORMAT = "softmaxreg-checkpoint"
 VERSION = 1
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 #: Solvers whose whole state we own and can resume exactly.
-RESUMABLE = {"lbfgs": lbfgs.minimize}
+RESUMABLE = {"lbfgs": lbfgs.minimize, **STOCHASTIC_SOLVERS}
 
 
 class CheckpointError(ValueError):
@@ -153,7 +154,8 @@ def solve_checkpointed(
     Parameters
     ----------
     name : str
-        ``"lbfgs"`` (``"auto"`` also means L-BFGS here: its state is resumable).
+        ``"lbfgs"`` (``"auto"`` also means L-BFGS here: its state is resumable), ``"sgd"`` or
+        ``"adam"`` (resumed at epoch boundaries).
     objective : Objective
     coef0 : ndarray of shape (n_coef,)
         Start, unless a checkpoint is resumed.
@@ -173,7 +175,8 @@ def solve_checkpointed(
     if name not in RESUMABLE:
         raise ValueError(
             f"Checkpoints need a solver whose state softmaxreg owns: {sorted(RESUMABLE)}; "
-            f"got solver={name!r}. Use solver='lbfgs' (or 'auto') with checkpoint=."
+            f"got solver={name!r}. Use solver='lbfgs' (or 'auto', 'sgd', 'adam') with "
+            "checkpoint=."
         )
     every = int(every)
     if every < 1:
@@ -199,22 +202,7 @@ def solve_checkpointed(
         resume=state0,
         checkpoint=save,
     )
-    if state0 is None and not last:  # converged at the start: record that too
-        save(
-            lbfgs.state_of(
-                result.coef, result.loss, _grad(objective, result), [], [], _Stop(result), oracle
-            )
-        )
-    elif last and not last["saved"]:
+    if last and not last["saved"]:  # the final state, whatever checkpoint_every
         rest, arrays = _split_state(last["state"])
         write_checkpoint(path, {"problem": problem, "state": rest}, arrays)
     return result
-
-
-class _Stop:
-    def __init__(self, result):
-        self.gtol, self.history = result.gtol, result.history
-
-
-def _grad(objective, result):
-    return objective.loss_grad(result.coef)[1]

@@ -113,13 +113,41 @@ def _steps_per_epoch(source, batch_size) -> int:
     return max(1, -(-int(source.n_samples) // batch_size))
 
 
+def _resume(init, resume, oracle, tol, callback):
+    """Optimiser state, loss, gradient and stopping record from a checkpointed state."""
+    keys = init(np.zeros(1)).keys()
+    state = {
+        k: (np.array(resume[k]) if isinstance(resume[k], np.ndarray) else resume[k]) for k in keys
+    }
+    g = np.array(resume["g"], dtype=np.float64)
+    stop = Stopping(oracle, tol, g, oracle.dtype, callback)
+    stop.gtol = float(resume["gtol"])
+    stop.history = [dict(row) for row in resume["history"]]
+    for attr, c in zip(("n_fun", "n_grad", "n_hessp"), resume["counts"], strict=True):
+        setattr(oracle, attr, getattr(oracle, attr, 0) + int(c))
+    return state, float(resume["f"]), g, stop
+
+
 def minimize_stochastic(
-    name, oracle, coef0, *, tol, max_iter, callback=None, batch_size=None, seed=0, options=None
+    name,
+    oracle,
+    coef0,
+    *,
+    tol,
+    max_iter,
+    callback=None,
+    batch_size=None,
+    seed=0,
+    options=None,
+    resume=None,
+    checkpoint=None,
 ):
     """Run ``max_iter`` epochs of SGD or Adam; after each, one exact pass for the certificate.
 
     Returns a :class:`SolverResult` whose history has one row per epoch (exact loss and
-    gradient norm at the end of the epoch).
+    gradient norm at the end of the epoch). ``checkpoint(state)`` is called after each epoch
+    with a flat dict (optimiser state, loss, gradient, history); passing such a state back
+    as ``resume`` continues bitwise identically (epoch ``e`` always uses the same shuffle).
     """
     init, update = OPTIMIZERS[name]
     objective = getattr(oracle, "objective", oracle)
@@ -127,22 +155,37 @@ def minimize_stochastic(
     if batch_size is None:  # at least ~200 steps per epoch on small data
         batch_size = int(np.clip(source.n_samples // 200, 16, BATCH_SIZE[name]))
     steps = _steps_per_epoch(source, batch_size)
-    state = init(coef0, decay_steps=steps, **(options or {}))
+    if resume is None:
+        state = init(coef0, decay_steps=steps, **(options or {}))
+        f, g = oracle.loss_grad(state["coef"])
+        stop = Stopping(oracle, tol, g, oracle.dtype, callback)
+    else:
+        state, f, g, stop = _resume(init, resume, oracle, tol, callback)
     coef = state["coef"]
-    f, g = oracle.loss_grad(coef)
-    stop = Stopping(oracle, tol, g, oracle.dtype, callback)
     message = f"reached max_iter={max_iter} epochs"
-    for epoch in range(max_iter):
+    for epoch in range(len(stop.history), max_iter):
         if stop.done(g):
             message = "gradient norm below gtol"
             break
         rng = np.random.default_rng([seed, epoch])
-        state = run_epoch(
-            update, state, objective, minibatches(source, batch_size, rng), objective.scale
-        )
+        batches = minibatches(source, batch_size, rng)
+        state = run_epoch(update, state, objective, batches, objective.scale)
         coef = state["coef"]
         f, g = oracle.loss_grad(coef)
-        if stop.record(coef, f, g, steps):
+        stopped = stop.record(coef, f, g, steps)
+        if checkpoint is not None:
+            counts = [getattr(oracle, a, 0) for a in ("n_fun", "n_grad", "n_hessp")]
+            checkpoint(
+                {
+                    **state,
+                    "f": float(f),
+                    "g": g,
+                    "gtol": stop.gtol,
+                    "history": list(stop.history),
+                    "counts": counts,
+                }
+            )
+        if stopped:
             message = "stopped by callback"
             break
     else:
@@ -151,14 +194,18 @@ def minimize_stochastic(
     return stop.result(name, coef, f, g, message)
 
 
-def minimize_sgd(oracle, coef0, *, tol, max_iter, callback=None):
+def minimize_sgd(oracle, coef0, *, tol, max_iter, callback=None, **kw):
     """SGD with momentum over shuffled minibatches (one epoch per iteration)."""
-    return minimize_stochastic("sgd", oracle, coef0, tol=tol, max_iter=max_iter, callback=callback)
+    return minimize_stochastic(
+        "sgd", oracle, coef0, tol=tol, max_iter=max_iter, callback=callback, **kw
+    )
 
 
-def minimize_adam(oracle, coef0, *, tol, max_iter, callback=None):
+def minimize_adam(oracle, coef0, *, tol, max_iter, callback=None, **kw):
     """Adam over shuffled minibatches (one epoch per iteration)."""
-    return minimize_stochastic("adam", oracle, coef0, tol=tol, max_iter=max_iter, callback=callback)
+    return minimize_stochastic(
+        "adam", oracle, coef0, tol=tol, max_iter=max_iter, callback=callback, **kw
+    )
 
 
 #: The minibatch solvers, kept apart from the exact registry ``SOLVERS`` (they do not reach
