@@ -36,7 +36,7 @@ __all__ = [
     "warn_if_separated",
 ]
 
-_MAX_PAIRS = 60_000  # LP rows at most (pairs of observation and class); beyond, give up
+_MAX_NNZ = 4_000_000  # LP size limit (non-zeros of the margin matrix); beyond, give up
 
 
 @dataclass
@@ -114,10 +114,14 @@ def _solve_lp(Q, pr, pc, K):
     other = np.array([[k for k in range(K) if k != c] for c in range(K)])[pc].ravel()
     obs = np.repeat(pc, K - 1)
     q = np.repeat(Q[pr], K - 1, axis=0)
-    D = np.zeros((n_pairs, K, p))
-    D[np.arange(n_pairs), obs] += q
-    D[np.arange(n_pairs), other] -= q
-    D = D[:, 1:, :].reshape(n_pairs, (K - 1) * p)
+    cols = np.arange(p)
+    parts = []  # (rows, columns, values) of the margins in the reference-form variables
+    for cls, sign in ((obs, 1.0), (other, -1.0)):
+        keep = np.flatnonzero(cls > 0)
+        parts.append((np.repeat(keep, p), ((cls[keep] - 1)[:, None] * p + cols).ravel(),
+                      sign * q[keep].ravel()))  # fmt: skip
+    r, c, v = (np.concatenate(x) for x in zip(*parts, strict=True))
+    D = sp.csr_matrix((v, (r, c)), shape=(n_pairs, (K - 1) * p))
     res = linprog(
         -D.sum(axis=0),
         A_ub=-sp.csr_matrix(D),
@@ -212,7 +216,7 @@ def find_separation(objective, feature_names, class_labels, coef=None, max_round
     -------
     Separation or None
         ``None`` when the maximum-likelihood estimate exists, or when the problem is too
-        large for the exact check (more than about 60,000 observation-class pairs needed).
+        large for the exact check (an LP of more than about 4 million non-zeros).
     """
     source = objective.source
     if not isinstance(source, ArraySource) or source.n_classes < 2:
@@ -225,7 +229,7 @@ def find_separation(objective, feature_names, class_labels, coef=None, max_round
     rows = _initial_rows(objective, coef, np.random.default_rng(0))
     for _ in range(max_rounds):
         pr, pc = _positive_classes(source.targets, rows)
-        if pr.size * (K - 1) > _MAX_PAIRS:
+        if pr.size * (K - 1) * 2 * (X.shape[1] + fi) > _MAX_NNZ:
             return None
         Z, value = _solve_lp(_scaled_design(X[pr], fi, scale), np.arange(pr.size), pc, K)
         tol = 1e-7 * Z.shape[1] if Z is not None else 0.0
