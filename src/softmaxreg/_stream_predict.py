@@ -17,7 +17,8 @@ def _writer_class(out: Path):
     if out.name.lower().endswith((".parquet", ".pq", ".parq")):
         return pa.parquet.ParquetWriter
     if out.name.lower().endswith((".csv", ".txt")):
-        return pa.csv.CSVWriter
+        options = pa.csv.WriteOptions(quoting_style="needed")
+        return lambda sink, schema: pa.csv.CSVWriter(sink, schema, write_options=options)
     raise ValueError(f"Cannot tell the output format of {out}: use .parquet or .csv.")
 
 
