@@ -221,3 +221,21 @@ def test_errors_are_clear(tmp_path, parquet_path, frame):
         SoftmaxRegression().fit(CSVSource(one, target="y"))
     with pytest.raises(ValueError, match="not in classes"):
         ParquetSource(parquet_path, target="label", classes=["ant", "bee"])
+
+
+def test_parse_size_and_streaming_decision(tmp_path, parquet_path):
+    from types import SimpleNamespace
+
+    from softmaxreg._stream_cli import parse_size, wants_streaming
+
+    assert parse_size("512MB") == 512 << 20
+    assert parse_size("4GB") == 4 << 30
+    assert parse_size("1.5g") == int(1.5 * (1 << 30))
+    assert parse_size("1000") == 1000
+    with pytest.raises(ValueError, match="cannot read the size"):
+        parse_size("lots")
+    args = SimpleNamespace(data=str(parquet_path), memory_budget="1KB")
+    assert wants_streaming(args, "parquet")
+    args.memory_budget = "1GB"
+    assert not wants_streaming(args, "parquet")
+    assert not wants_streaming(args, "libsvm")
