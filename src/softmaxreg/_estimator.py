@@ -241,7 +241,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         if classes.size < 2:
             raise ValueError(
                 "SoftmaxRegression needs samples of at least 2 classes in y; "
-                f"got only one class: {classes[0]!r}."
+                f"got only one class: {np.asarray(classes[:1]).tolist()[0]!r}."
             )
         return classes, codes.astype(np.intp)
 

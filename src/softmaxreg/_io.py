@@ -20,6 +20,7 @@ file, the column or row, and what to do.
 
 from __future__ import annotations
 
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,7 +125,20 @@ def read_frame(path, fmt: str = "csv"):
         raise
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise DataError(f"cannot read {str(path)!r} as {fmt.upper()}: {_one_line(exc)}") from None
-    names = table.column_names
+    try:
+        names = table.column_names
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{str(path)!r}: the header is not UTF-8 text ({_one_line(exc)}); save the file "
+            "as UTF-8"
+        ) from None
+    if fmt == "csv":  # pyarrow reads cells that are not UTF-8 as binary columns
+        binary = [f.name for f in table.schema if pa.types.is_binary(f.type)]
+        if binary:
+            raise DataError(
+                f"{str(path)!r}: column(s) {binary} hold text that is not UTF-8; save the file "
+                "as UTF-8"
+            )
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
         raise DataError(f"{str(path)!r}: duplicate column names {duplicated}")
@@ -145,12 +159,28 @@ def _read_csv(path, pacsv, use_threads=True):
         ragged.append(row)
         return "skip"
 
-    table = pacsv.read_csv(
-        path,
-        read_options=pacsv.ReadOptions(use_threads=use_threads),
-        parse_options=pacsv.ParseOptions(invalid_row_handler=on_bad_row),
-        convert_options=pacsv.ConvertOptions(strings_can_be_null=True),
-    )
+    # pyarrow decodes a bad row's text before calling the handler; a row that is not UTF-8
+    # fails there, and Python would print that as "Exception ignored in ..." with a traceback.
+    undecodable, hook = [], sys.unraisablehook
+    sys.unraisablehook = lambda unraisable: undecodable.append(unraisable.exc_value)
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(use_threads=use_threads),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=on_bad_row),
+            convert_options=pacsv.ConvertOptions(strings_can_be_null=True),
+        )
+    except Exception:
+        if not undecodable:
+            raise
+        table = None
+    finally:
+        sys.unraisablehook = hook
+    if undecodable:
+        raise DataError(
+            f"{str(path)!r} has a malformed row that is not UTF-8 text "
+            f"({_one_line(undecodable[0])}); save the file as UTF-8 and check its rows"
+        )
     if ragged:
         row = ragged[0]
         if row.number is None and use_threads:
@@ -235,6 +265,10 @@ def _whole_labels(y):
 def _column_kind(series, name, path) -> str:
     """``"numeric"`` or ``"categorical"`` for a column; a mostly-numeric text column is an error."""
     pd = _require_pandas()
+    if series.isna().all():
+        raise DataError(
+            f"{path}: column {name!r} is empty in every row; leave it out with --exclude"
+        )
     if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
         return "numeric"
     if isinstance(series.dtype, pd.CategoricalDtype):
