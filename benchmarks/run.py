@@ -113,10 +113,11 @@ def run_problem(problem, scale, adapters, *, repeats=3, budget=60.0, log=print) 
             row["skipped"] = f"n_coef={n_coef} > {adapter.max_coef}"
             rows.append(row)
             continue
-        t, fitted, warns = time_fit(adapter, X, y, repeats=repeats, C=problem.C)
+        t, fitted, warns, cpu = time_fit(adapter, X, y, repeats=repeats, C=problem.C)
         f = objective(X, codes, problem.C, fitted)
         row.update(
             default_seconds=t,
+            default_cpu_seconds=cpu,
             default_loss=f,
             default_iter=fitted.n_iter,
             default_warnings=warns,

@@ -77,7 +77,7 @@ def block_loss_grad(block: Block, W: np.ndarray, b: np.ndarray | None):
     else:
         a_target = np.einsum("nk,nk->n", block.targets, A)
     P = np.exp(A, out=A)  # one exp: the probabilities overwrite the logits buffer
-    total = P.sum(axis=1)
+    total = np.einsum("nk->n", P)
     lse = np.log(total)
     ce = lse - a_target if block.targets.ndim == 1 else block.totals * lse - a_target
     loss = float(block.weights.astype(np.float64) @ ce.astype(np.float64))
@@ -95,14 +95,15 @@ def block_loss_grad(block: Block, W: np.ndarray, b: np.ndarray | None):
 def block_hessp(block: Block, P: np.ndarray, V: np.ndarray, vb: np.ndarray | None):
     """Hessian-vector product of one block for the direction ``(V, vb)``, given probabilities.
 
-    ``R = c * (P * dA - P * sum_j P_j dA_j)`` with ``dA = X V^T + vb`` and ``c = s m``;
+    ``R = c * P * (dA - sum_j P_j dA_j)`` with ``dA = X V^T + vb`` and ``c = s m``;
     returns ``(R^T X, sum_n R_n)``: two products with ``X`` and no ``exp``.
     """
     dA = np.asarray(block.X @ V.T)
     if vb is not None:
         dA += vb
-    R = P * dA
-    R -= P * R.sum(axis=1, keepdims=True)
+    R = dA  # in place: R = c * P * (dA - sum_j P_j dA_j)
+    R -= np.einsum("nk,nk->n", P, dA)[:, None]
+    R *= P
     R *= _curvature_weights(block)[:, None]
     hW = np.asarray(block.X.T @ R).T
     hb = R.sum(axis=0) if vb is not None else None

@@ -10,6 +10,8 @@ __all__ = ["minimize"]
 
 ETA0, ETA1, ETA2 = 1e-4, 0.25, 0.75
 SIGMA1, SIGMA2, SIGMA3 = 0.25, 0.5, 4.0
+#: The largest relative residual of the CG solves (the forcing term shrinks it as |g| falls).
+CG_RTOL = 0.5
 
 
 def _to_boundary(s, d, delta, M):
@@ -101,7 +103,7 @@ def minimize(oracle, coef0, *, tol, max_iter, callback=None, precondition=True):
             message = "gradient norm below gtol"
             break
         gnorm = np.sqrt(g @ (g / M))
-        rtol = min(0.1, np.sqrt(gnorm / g0)) if precondition and g0 > 0 else 0.1
+        rtol = min(CG_RTOL, np.sqrt(gnorm / g0)) if precondition and g0 > 0 else 0.1
         s, r = steihaug_cg(hessp, g, delta, rtol=rtol, M=M)
         gs = g @ s
         prered = -0.5 * (gs - s @ r)
