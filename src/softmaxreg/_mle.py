@@ -254,7 +254,10 @@ def validate_groups(groups, n_samples):
         )
     if g.dtype.kind == "f" and not np.all(np.isfinite(g)):
         raise ValueError("groups contains NaN or infinite labels.")
-    _, codes = np.unique(g, return_inverse=True)
+    try:
+        _, codes = np.unique(g, return_inverse=True)
+    except TypeError as exc:
+        raise ValueError(f"groups must hold comparable labels of one type ({exc}).") from None
     n_groups = int(codes.max()) + 1
     if n_groups < 2:
         raise ValueError("cov_type='cluster' needs at least 2 distinct groups.")
