@@ -30,6 +30,7 @@ import tempfile
 import threading
 import weakref
 from collections.abc import Callable, Iterator
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
@@ -140,6 +141,8 @@ class _FileSource:
         if features is None:
             features = [c for c in names if c not in (target, weight)]
         features = [str(c) for c in features]
+        if target in features or (weight and weight in features):
+            raise ValueError(f"The target/weight columns cannot also be features: {features}.")
         missing = [c for c in features if c not in names]
         if missing or not features:
             raise ValueError(f"Feature columns {missing or features} are not in the data.")
@@ -148,11 +151,11 @@ class _FileSource:
         self._check_feature_types()
         self._first_pass(classes)
         self.n_classes = int(self.classes.size)
+        if batch_rows is not None and not (isinstance(batch_rows, Integral) and batch_rows >= 1):
+            raise ValueError(f"batch_rows must be a positive integer, got {batch_rows!r}.")
         self.batch_rows = int(
             batch_rows or default_block_rows(self.n_features, self.n_classes, self.dtype.itemsize)
         )
-        if self.batch_rows < 1:
-            raise ValueError(f"batch_rows must be a positive integer, got {batch_rows!r}.")
         self.class_weight = np.ones(self.n_classes)
         self.weight_sum = float(self.class_weight_sums.sum())
         self._cache_request = cache
@@ -202,7 +205,10 @@ class _FileSource:
     def _weights_of(self, table, where) -> np.ndarray:
         if not self.weight:
             return np.ones(table.num_rows)
-        w = _column_numpy(table, self.weight, where).astype(np.float64)
+        try:
+            w = _column_numpy(table, self.weight, where).astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"Weight column {self.weight!r} is not numeric ({where}).") from exc
         if not np.all(np.isfinite(w)) or np.any(w < 0):
             raise ValueError(f"Weight column {self.weight!r} has negative or non-finite values.")
         return w
