@@ -9,6 +9,7 @@ from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegressionCV
 from sklearn.metrics import accuracy_score, log_loss
 from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from softmaxreg import SoftmaxRegression, SoftmaxRegressionCV
 from softmaxreg._path import regularization_path
@@ -119,3 +120,8 @@ def test_binary_and_bad_parameters():
     with pytest.raises(ValueError, match="penalty=None"):
         SoftmaxRegressionCV(penalty=None).fit(X, Y)
     assert "Cs" in SoftmaxRegressionCV().get_params()
+
+
+@parametrize_with_checks([SoftmaxRegressionCV(Cs=3, cv=3)])
+def test_scikit_learn_conformance(estimator, check):
+    check(estimator)

@@ -147,6 +147,14 @@ class SoftmaxRegressionCV(SoftmaxRegression):
         self.l1_ratio = l1_ratio
         self.penalty_factor = penalty_factor
 
+    @property
+    def partial_fit(self):
+        """Not available: cross-validation needs all the data at once (``AttributeError``)."""
+        raise AttributeError(
+            "SoftmaxRegressionCV has no partial_fit: cross-validation needs all the data; "
+            "use SoftmaxRegression(C=model.C_).partial_fit for streamed batches."
+        )
+
     def _single(self, C, l1_ratio):
         return SoftmaxRegression(
             C=C,
