@@ -61,3 +61,15 @@ def test_adapters_share_a_signature():
     for name in ["softmaxreg:newton", "sklearn:newton-cg"]:
         fitted = ADAPTERS[name].fit(X, y, C=1.0, tol=1e-8, max_iter=200)
         assert fitted.coef.shape == (3, 20) and fitted.intercept.shape == (3,)
+
+
+def test_scaling_runs_and_plots(tmp_path, monkeypatch):
+    from benchmarks import scaling
+
+    monkeypatch.setattr(
+        scaling, "_sizes", lambda base_n: {"n": [(200, 8, 3), (400, 8, 3)], "d": [], "K": []}
+    )
+    result = scaling.main(["--base-n", "200", "--repeats", "1", "--out", str(tmp_path)])
+    assert [r["n"] for r in result["n"]] == [200, 400]
+    assert all(r[s] > 0 for r in result["n"] for s in scaling.SOLVERS)
+    assert (tmp_path / "scaling.png").stat().st_size > 0

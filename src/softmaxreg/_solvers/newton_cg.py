@@ -85,8 +85,9 @@ def minimize(oracle, coef0, *, tol, max_iter, callback=None, precondition=True):
     """Minimise with trust-region Newton-CG; each CG step costs one Hessian-vector product.
 
     With ``precondition`` the CG steps use the Hessian diagonal (recomputed at each accepted
-    iterate, half a pass) and the forcing term ``min(0.1, sqrt(|g|/|g0|))`` for a
-    superlinear finish.
+    iterate, half a pass). The CG solves stop at the relative residual
+    ``min(CG_RTOL, sqrt(|g|/|g0|))`` (in the preconditioned norm), loose far from the
+    optimum and tightening for a superlinear finish.
     """
     w = np.array(coef0, dtype=np.float64)
     f, g, hessp = oracle.loss_grad_hessp(w)
@@ -103,7 +104,7 @@ def minimize(oracle, coef0, *, tol, max_iter, callback=None, precondition=True):
             message = "gradient norm below gtol"
             break
         gnorm = np.sqrt(g @ (g / M))
-        rtol = min(CG_RTOL, np.sqrt(gnorm / g0)) if precondition and g0 > 0 else 0.1
+        rtol = min(CG_RTOL, np.sqrt(gnorm / g0)) if g0 > 0 else CG_RTOL
         s, r = steihaug_cg(hessp, g, delta, rtol=rtol, M=M)
         gs = g @ s
         prered = -0.5 * (gs - s @ r)
