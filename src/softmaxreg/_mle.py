@@ -127,6 +127,7 @@ def _information(objective, coef):
     W, b = objective._split(coef)
     R, p = objective.coef_shape
     fi = objective.fit_intercept
+    ku, ju = np.triu_indices(R)
 
     def kernel(blk, i):
         loss, gW, gb, P = block_loss_grad(blk, W, b)
@@ -134,13 +135,16 @@ def _information(objective, coef):
         Pr = P[:, 1:].astype(np.float64)
         Pc = Pr * c[:, None]
         Q = _design(blk.X, fi)
+        wgt = -Pc[:, ku] * Pr[:, ju] + np.where(ku == ju, 1.0, 0.0) * Pc[:, ku]
+        G = np.zeros((p, len(ku) * p))
+        for rows in _sub_blocks(Q.shape[0], len(ku) * p):  # one GEMM for all class pairs
+            q = Q[rows]
+            G += q.T @ (q[:, None, :] * wgt[rows, :, None]).reshape(q.shape[0], -1)
         H = np.zeros((R * p, R * p))
-        for k in range(R):
-            for j in range(k, R):
-                wgt = -Pc[:, k] * Pr[:, j] + (Pc[:, k] if j == k else 0.0)
-                G = Q.T @ (Q * wgt[:, None])
-                H[k * p : (k + 1) * p, j * p : (j + 1) * p] = G
-                H[j * p : (j + 1) * p, k * p : (k + 1) * p] = G.T
+        for t, (k, j) in enumerate(zip(ku, ju, strict=True)):
+            Gt = G[:, t * p : (t + 1) * p]
+            H[k * p : (k + 1) * p, j * p : (j + 1) * p] = Gt
+            H[j * p : (j + 1) * p, k * p : (k + 1) * p] = Gt.T
         return loss, gW, gb, H
 
     with np.errstate(over="ignore", invalid="ignore"):
@@ -148,20 +152,25 @@ def _information(objective, coef):
     return objective._finish_loss(total, coef), objective._pack(gW, gb, coef), H
 
 
-def _max_logit_change(objective, d) -> float:
-    """``max_n |Delta a_n|``: how much the step ``d`` moves any logit (one cheap pass)."""
+def _rms_logit_change(objective, d) -> float:
+    """Weighted root-mean-square change of the logits ``Delta a_n`` for the step ``d``.
+
+    The information's weights ``y (1 - y)`` change relatively by about this much, so it bounds
+    the relative error of reusing the information from before the step (one cheap pass).
+    """
+    from ._kernel import _curvature_weights
+
     V, vb = objective._split(d)
-    top = [0.0]
 
     def kernel(blk, i):
         A = np.asarray(blk.X @ V.T.astype(np.float64))
         if vb is not None:
             A = A + vb
-        top[0] = max(top[0], float(np.max(np.abs(A), initial=0.0)))
-        return (0.0,)
+        c = _curvature_weights(blk).astype(np.float64)
+        return (float(c @ np.square(A).mean(axis=1)),)
 
-    objective.source.map_reduce(kernel)
-    return top[0]
+    (total,) = objective.source.map_reduce(kernel)
+    return float(np.sqrt(max(total, 0.0) / objective.source.weight_sum))
 
 
 def cholesky_info(info, names=""):
@@ -187,8 +196,9 @@ def newton_polish(objective, coef, *, max_steps: int = 50, step_tol: float = 1e-
 
     The last step is taken without evaluating the information again when it is below
     ``step_tol`` standard errors (the Newton decrement :math:`\\sqrt{g^T I^{-1} g}` in sum
-    form: the remaining error is of its square) and moves no logit by more than ``1e-7``
-    (so the information at the new point equals the last one to that relative accuracy).
+    form: the remaining error is of its square) and changes the logits by less than ``1e-7``
+    (weighted root mean square: the information at the new point equals the last one to
+    about that relative accuracy).
     Returns the MLE, the sum-form information and the number of Newton steps.
     """
     w = np.array(coef, dtype=np.float64)
@@ -197,7 +207,7 @@ def newton_polish(objective, coef, *, max_steps: int = 50, step_tol: float = 1e-
         cho = cholesky_info(info, diag)
         d = -la.cho_solve(cho, g * objective.scale)
         size = float(np.sqrt(max(-(g * objective.scale) @ d, 0.0)))
-        if size <= step_tol and (size < 1e-9 or _max_logit_change(objective, d) <= 1e-7):
+        if size <= step_tol and (size < 1e-9 or _rms_logit_change(objective, d) <= 1e-7):
             return w + d, info, step
         t, gd = 1.0, g @ d
         while t > 1e-12 and not objective.loss(w + t * d) <= f + 1e-4 * t * gd:
