@@ -80,6 +80,7 @@ _READ_ERRORS = (
     RecursionError,
     SyntaxError,  # an .npy header that is not a Python literal (parsed by ast.literal_eval)
     tokenize.TokenError,  # ... or does not even tokenize
+    AttributeError,  # a forged structure (e.g. a basis state) of the wrong JSON type
 )
 
 
@@ -731,7 +732,27 @@ def _load_v1(entries: dict):
     metadata = doc.get("metadata")
     model.model_metadata_ = {} if metadata is None else _typed(metadata, dict, "metadata")
     _check_shapes(model)
+    _check_basis(model)
     return model
+
+
+def _check_basis(model) -> None:
+    """A loaded basis must transform a row of zeros into ``coef_.shape[1]`` features; a
+    forged basis state that cannot is refused here rather than failing at predict time."""
+    basis = getattr(model, "basis_", None)
+    if not hasattr(basis, "transform"):  # no basis (or a stand-in from a test double)
+        return
+    try:
+        width = np.shape(basis.transform(np.zeros((1, model.n_features_in_))))[1]
+    except Exception as exc:  # the package's own basis classes, on state from the file
+        raise ModelFileError(
+            f"The model file's basis cannot transform data ({type(exc).__name__}: {exc})."
+        ) from exc
+    if width != model.coef_.shape[1]:
+        raise ModelFileError(
+            f"Inconsistent model file: the basis gives {width} features but coef_ has "
+            f"{model.coef_.shape[1]} columns."
+        )
 
 
 _LOADERS = {1: _load_v1}
