@@ -239,3 +239,13 @@ def test_parse_size_and_streaming_decision(tmp_path, parquet_path):
     args.memory_budget = "1GB"
     assert not wants_streaming(args, "parquet")
     assert not wants_streaming(args, "libsvm")
+
+
+def test_exact_newton_and_auto_on_a_stream(parquet_path, frame):
+    X, y = features_of(frame), frame["label"].to_numpy()
+    for solver in ("newton", "auto"):
+        ref = SoftmaxRegression(solver=solver, tol=1e-10).fit(X, y)
+        src = ParquetSource(
+            parquet_path, target="label", features=["f0", "f1", "f2", "f3"], batch_rows=111
+        )
+        assert rel_diff(ref, SoftmaxRegression(solver=solver, tol=1e-10).fit(src)) < 1e-8
