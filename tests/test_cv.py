@@ -125,3 +125,45 @@ def test_binary_and_bad_parameters():
 @parametrize_with_checks([SoftmaxRegressionCV(Cs=3, cv=3)])
 def test_scikit_learn_conformance(estimator, check):
     check(estimator)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_fold_stack_equals_the_folds_objectives(n_classes, fit_intercept, sparse):
+    """The stacked oracle is the sum of the folds' objectives: value, gradient, Hessian-vector
+    product, Hessian diagonal and certificate units, fold by fold."""
+    import scipy.sparse as sps
+
+    from softmaxreg._cv_stack import FoldStack
+    from softmaxreg._objective import Objective
+    from softmaxreg._sources import ArraySource
+
+    Xf, y = make_classification(120, 5, n_informative=3, n_classes=n_classes, random_state=1)
+    if sparse:
+        Xf = sps.csr_matrix(np.where(np.abs(Xf) > 0.5, Xf, 0.0))
+    sw = np.random.default_rng(0).uniform(0.5, 2.0, 120)
+    folds = list(StratifiedKFold(3).split(Xf, y))
+    train = np.zeros((120, 3), dtype=bool)
+    for f, (rows, _) in enumerate(folds):
+        train[rows, f] = True
+    l2 = np.array([0.5, 1.0, 0.0, 2.0, 0.7])
+    stack = FoldStack(Xf, y, sw, train, n_classes, l2, fit_intercept)
+    rng = np.random.default_rng(2)
+    w, v = rng.normal(size=stack.n_coef), rng.normal(size=stack.n_coef)
+    f_all, g_all, hessp = stack.loss_grad_hessp(w)
+    parts = []
+    for f, (rows, _) in enumerate(folds):
+        obj = Objective(
+            ArraySource(Xf[rows], y[rows], sw[rows], n_classes),
+            l2=l2,
+            fit_intercept=fit_intercept,
+            reference=n_classes == 2,
+        )
+        wf, vf = stack.fold_coef(w, f), stack.fold_coef(v, f)
+        fv, gv, hv = obj.loss_grad_hessp(wf)
+        parts.append((fv, gv, hv(vf), obj.hessian_diagonal(wf), obj.gradient_scale()))
+    assert f_all == pytest.approx(sum(p[0] for p in parts), rel=1e-12)
+    for k, got in enumerate([g_all, hessp(v), stack.hessian_diagonal(w), stack.gradient_scale()]):
+        np.testing.assert_allclose(got, np.concatenate([p[k + 1] for p in parts]), atol=1e-12)
+    assert stack.loss(w) == pytest.approx(f_all, rel=1e-14)

@@ -19,14 +19,17 @@ import numpy as np
 import scipy.sparse as sp
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.metrics import get_scorer, log_loss
+from sklearn.metrics import get_scorer
 from sklearn.model_selection import check_cv
 from sklearn.utils.validation import validate_data
 
 from ._basis import make_basis
+from ._cv_stack import FoldStack
 from ._estimator import SoftmaxRegression
 from ._path import regularization_path
-from ._softmax import softmax
+from ._proximal import split_penalty
+from ._softmax import log_softmax, softmax
+from ._solvers import solve
 
 __all__ = ["SoftmaxRegressionCV"]
 
@@ -54,6 +57,19 @@ class _FoldModel(ClassifierMixin, BaseEstimator):
             A = np.hstack([np.zeros_like(A), A])
         P[:, self.present] = softmax(A, axis=1)
         return P
+
+    def predict_log_proba(self, X):
+        Z = X if self.basis is None else self.basis.transform(X)
+        L = np.full((Z.shape[0], self.classes_.size), -np.inf)
+        if self.present.size == 1:
+            L[:, self.present[0]] = 0.0
+            return L
+        d = Z.shape[1]
+        A = np.asarray(Z @ self.coef[:, :d].T) + (self.coef[:, d] if self.coef.shape[1] > d else 0)
+        if self.present.size == 2:
+            A = np.hstack([np.zeros_like(A), A])
+        L[:, self.present] = log_softmax(A, axis=1)
+        return L
 
     def predict(self, X):
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
@@ -204,10 +220,14 @@ class SoftmaxRegressionCV(SoftmaxRegression):
         probe.classes_ = classes
         sw = probe._weights(X, codes, sample_weight)
         folds = list(check_cv(self.cv, y, classifier=True).split(X, y))
-        runs = Parallel(n_jobs=self.n_jobs, prefer="threads")(
-            delayed(self._fold)(X, codes, sw, classes, train, test, Cs, ratios)
-            for train, test in folds
-        )
+        full = all(np.unique(codes[train]).size == classes.size for train, _ in folds)
+        if self.penalty == "l2" and self.basis is None and full and len(ratios) == 1:
+            runs = self._stacked(X, codes, sw, classes, folds, Cs)
+        else:
+            runs = Parallel(n_jobs=self.n_jobs, prefer="threads")(
+                delayed(self._fold)(X, codes, sw, classes, train, test, Cs, ratios)
+                for train, test in folds
+            )
         self.Cs_, self.l1_ratios_ = Cs, np.array(ratios, dtype=object if None in ratios else float)
         self.scores_ = np.array([r[0] for r in runs])
         self.n_iter_ = np.array([r[2] for r in runs])
@@ -270,10 +290,38 @@ class SoftmaxRegressionCV(SoftmaxRegression):
                     paths[a, c] = coefs[c]
         return scores, paths, n_iter
 
+    def _stacked(self, X, codes, sw, classes, folds, Cs):
+        """Every fold's ridge path at once (:class:`FoldStack`), for the ``l2`` penalty."""
+        train = np.zeros((X.shape[0], len(folds)), dtype=bool)
+        for f, (rows, _) in enumerate(folds):
+            train[rows, f] = True
+        K, d = classes.size, X.shape[1]
+        rows = 1 if K == 2 else K
+        scores = np.empty((len(folds), 1, Cs.size))
+        paths = np.empty((len(folds), 1, Cs.size, rows, d + self.fit_intercept))
+        n_iter = np.zeros((len(folds), 1, Cs.size), dtype=int)
+        solver = self.solver if self.solver in ("lbfgs", "newton-cg") else "newton-cg"
+        coef = None
+        for j in np.argsort(Cs, kind="stable"):
+            l2 = split_penalty("l2", float(Cs[j]), None, self.penalty_factor, d)[0]
+            stack = FoldStack(X, codes, sw, train, K, l2, self.fit_intercept)
+            coef = np.zeros(stack.n_coef) if coef is None else coef
+            result = solve(solver, stack, coef, tol=self.tol, max_iter=self.max_iter)
+            coef = result.coef
+            M = stack._full(coef)
+            M = M[:, 1:] - M[:, :1] if K == 2 else M - M.mean(axis=1, keepdims=True)
+            for f, (_, test) in enumerate(folds):
+                model = _FoldModel(classes, np.arange(K), M[f], None)
+                scores[f, 0, j] = self._score(model, X[test], codes[test], sw[test], classes)
+            paths[:, 0, j] = M
+            n_iter[:, 0, j] = result.n_iter
+        return [(scores[f], paths[f], n_iter[f]) for f in range(len(folds))]
+
     def _score(self, model, X, codes, sw, classes):
         if self.scoring is None or self.scoring == "neg_log_loss":
-            P = model.predict_proba(X)
-            return -log_loss(codes, P, labels=np.arange(classes.size), sample_weight=sw)
+            # scikit-learn's log_loss (probabilities clipped at eps), from exact log-probabilities
+            L = model.predict_log_proba(X)[np.arange(codes.size), codes]
+            return float(np.average(np.maximum(L, np.log(np.finfo(np.float64).eps)), weights=sw))
         return get_scorer(self.scoring)(model, X, classes[codes])
 
     def _average_folds(self, runs, classes):
