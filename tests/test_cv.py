@@ -167,3 +167,10 @@ def test_fold_stack_equals_the_folds_objectives(n_classes, fit_intercept, sparse
     for k, got in enumerate([g_all, hessp(v), stack.hessian_diagonal(w), stack.gradient_scale()]):
         np.testing.assert_allclose(got, np.concatenate([p[k + 1] for p in parts]), atol=1e-12)
     assert stack.loss(w) == pytest.approx(f_all, rel=1e-14)
+
+
+def test_unconverged_fold_fits_warn_once():
+    from softmaxreg import ConvergenceWarning
+
+    with pytest.warns(ConvergenceWarning, match="cross-validation fit"):
+        SoftmaxRegressionCV(Cs=[1e4], cv=3, max_iter=1, tol=1e-12, refit=False).fit(X, Y)

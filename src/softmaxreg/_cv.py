@@ -15,6 +15,8 @@ Folds that miss a class
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.sparse as sp
 from joblib import Parallel, delayed
@@ -26,6 +28,7 @@ from sklearn.utils.validation import validate_data
 from ._basis import make_basis
 from ._cv_stack import FoldStack
 from ._estimator import SoftmaxRegression
+from ._exceptions import ConvergenceWarning
 from ._path import regularization_path
 from ._proximal import split_penalty
 from ._softmax import log_softmax, softmax
@@ -220,6 +223,7 @@ class SoftmaxRegressionCV(SoftmaxRegression):
         probe.classes_ = classes
         sw = probe._weights(X, codes, sample_weight)
         folds = list(check_cv(self.cv, y, classifier=True).split(X, y))
+        self._unconverged = []
         full = all(np.unique(codes[train]).size == classes.size for train, _ in folds)
         if self.penalty == "l2" and self.basis is None and full and len(ratios) == 1:
             runs = self._stacked(X, codes, sw, classes, folds, Cs)
@@ -231,6 +235,15 @@ class SoftmaxRegressionCV(SoftmaxRegression):
         self.Cs_, self.l1_ratios_ = Cs, np.array(ratios, dtype=object if None in ratios else float)
         self.scores_ = np.array([r[0] for r in runs])
         self.n_iter_ = np.array([r[2] for r in runs])
+        if self._unconverged:
+            worst = max(self._unconverged, key=lambda r: r.grad_norm / max(r.gtol, 1e-300))
+            warnings.warn(
+                f"{len(self._unconverged)} cross-validation fit(s) did not converge (worst: "
+                f"{worst.message}; gradient norm {worst.grad_norm:.3g} > {worst.gtol:.3g}). "
+                "Increase max_iter, standardise the features or use fewer large Cs.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
         if self.basis is None:
             self.coefs_paths_ = np.array([r[1] for r in runs])
         mean = self.scores_.mean(axis=0)
@@ -283,6 +296,7 @@ class SoftmaxRegressionCV(SoftmaxRegression):
                     max_iter=self.max_iter,
                 )
                 n_iter[a] = [r.n_iter for r in results]
+                self._unconverged += [r for r in results if not r.converged]
             for c in range(Cs.size):
                 model = _FoldModel(classes, present, coefs[c], basis)
                 scores[a, c] = self._score(model, Xte, codes[test], sw[test], classes)
@@ -315,6 +329,8 @@ class SoftmaxRegressionCV(SoftmaxRegression):
                 scores[f, 0, j] = self._score(model, X[test], codes[test], sw[test], classes)
             paths[:, 0, j] = M
             n_iter[:, 0, j] = result.n_iter
+            if not result.converged:
+                self._unconverged.append(result)
         return [(scores[f], paths[f], n_iter[f]) for f in range(len(folds))]
 
     def _score(self, model, X, codes, sw, classes):
