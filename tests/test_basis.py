@@ -147,3 +147,22 @@ def test_onnx_export_of_spline_basis_says_why_not(tmp_path):
     with pytest.raises(NotImplementedError, match="SplineTransformer"):
         export_onnx(model, tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_cli_basis_flag(tmp_path):
+    """``softmaxreg fit --basis rbf:20`` saves a model whose predictions equal the API's."""
+    from softmaxreg import load_model
+    from softmaxreg._cli import main
+
+    pd.DataFrame({"u": X_RING[:, 0], "v": X_RING[:, 1], "y": Y_RING}).to_csv(
+        tmp_path / "train.csv", index=False
+    )
+    args = ["fit", str(tmp_path / "train.csv"), "--target", "y", "--basis", "rbf:20"]
+    assert main([*args, "--C", "10", "-o", str(tmp_path / "m.srm")]) == 0
+    model = load_model(tmp_path / "m.srm")
+    api = SoftmaxRegression(basis="rbf:20", C=10.0).fit(
+        pd.DataFrame({"u": X_RING[:, 0], "v": X_RING[:, 1]}), Y_RING
+    )
+    test = pd.DataFrame({"u": X_TEST[:, 0], "v": X_TEST[:, 1]})
+    np.testing.assert_allclose(model.predict_proba(test), api.predict_proba(test), atol=1e-6)
+    assert model.score(test, Y_TEST) >= 0.95
