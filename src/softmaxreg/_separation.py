@@ -223,8 +223,10 @@ def find_separation(objective, feature_names, class_labels, coef=None, max_round
         return None
     fi, K = objective.fit_intercept, source.n_classes
     X = source.X
-    absmax = abs(X).max(axis=0)
-    scale = np.asarray(absmax.toarray() if sp.issparse(absmax) else absmax, float).ravel()
+    if sp.issparse(X):
+        scale = np.asarray(abs(X).max(axis=0).toarray(), float).ravel()
+    else:  # no |X| temporary: the data may be large
+        scale = np.maximum(X.max(axis=0), -X.min(axis=0)).astype(float)
     scale[~(scale > 0)] = 1.0
     rows = _initial_rows(objective, coef, np.random.default_rng(0))
     for _ in range(max_rounds):
