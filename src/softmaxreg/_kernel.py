@@ -130,17 +130,18 @@ def block_hessian(block: Block, P: np.ndarray, fit_intercept: bool, max_cells: i
     once: the ``diag`` part as K weighted Gram matrices, the rank-one part as one
     ``U^T U`` with ``U_n = sqrt(c_n) (y_n (x) phi_n)``, in sub-blocks of rows of bounded size.
     """
-    X = block.X.toarray() if sp.issparse(block.X) else np.asarray(block.X)
-    if fit_intercept:
-        X = np.hstack([X, np.ones((X.shape[0], 1), dtype=X.dtype)])
-    n, p = X.shape
+    X = block.X
+    n, p = X.shape[0], X.shape[1] + fit_intercept
     K = P.shape[1]
     c = _curvature_weights(block).astype(np.float64)
     H = np.zeros((K * p, K * p))
     step = max(1, max_cells // (K * p))
     for start in range(0, n, step):
         rows = slice(start, start + step)
-        Phi = X[rows].astype(np.float64)
+        Phi = X[rows].toarray() if sp.issparse(X) else X[rows]  # dense one sub-block at a time
+        Phi = np.asarray(Phi, dtype=np.float64)
+        if fit_intercept:
+            Phi = np.hstack([Phi, np.ones((Phi.shape[0], 1))])
         Pc = P[rows].astype(np.float64) * c[rows, None]
         for k in range(K):
             H[k * p : (k + 1) * p, k * p : (k + 1) * p] += Phi.T @ (Phi * Pc[:, k : k + 1])

@@ -79,6 +79,10 @@ class Objective:
         self.n_coef = self.coef_shape[0] * p
         self._rms = None
 
+    def _map_reduce(self, fn):
+        """The source's map-reduce, over threads where it offers that (oracle passes only)."""
+        return getattr(self.source, "map_reduce_threaded", self.source.map_reduce)(fn)
+
     # -- packing -------------------------------------------------------------------------
     def full(self, coef: np.ndarray) -> np.ndarray:
         """The (K, p) float64 matrix of ``coef``; class 0 is a zero row in reference form."""
@@ -113,7 +117,7 @@ class Objective:
         """Objective value (mean form). Overflowing logits give ``inf``."""
         W, b = self._split(coef)
         with np.errstate(over="ignore", invalid="ignore"):
-            (total,) = self.source.map_reduce(lambda blk, i: (block_loss(blk, W, b),))
+            (total,) = self._map_reduce(lambda blk, i: (block_loss(blk, W, b),))
         return self._finish_loss(total, coef)
 
     def loss_grad(self, coef: np.ndarray) -> tuple[float, np.ndarray]:
@@ -141,7 +145,7 @@ class Objective:
             return loss, gW, gb
 
         with np.errstate(over="ignore", invalid="ignore"):
-            total, gW, gb = self.source.map_reduce(kernel)
+            total, gW, gb = self._map_reduce(kernel)
         f = self._finish_loss(total, coef)
         g = self._pack(gW, gb, coef)
         if not keep_probs:
@@ -157,7 +161,7 @@ class Objective:
                 P = cache[i] if cache is not None else block_loss_grad(blk, W, b)[3]
                 return block_hessp(blk, P, V, vb)
 
-            hW, hb = self.source.map_reduce(kernel)
+            hW, hb = self._map_reduce(kernel)
             return self._pack(hW, hb, v)
 
         return hessp
@@ -178,7 +182,7 @@ class Objective:
             return block_hess_diag(blk, P, b is not None)
 
         with np.errstate(over="ignore", invalid="ignore"):
-            dW, db = self.source.map_reduce(kernel)
+            dW, db = self._map_reduce(kernel)
         D = dW if db is None else np.hstack([dW, np.asarray(db)[:, None]])
         if self.reference:
             D = D[1:]
@@ -224,7 +228,14 @@ class Objective:
         depend on the units of the features. Computed once, in one pass.
         """
         if self._rms is None:
-            (sq,) = self.source.map_reduce(lambda blk, i: (_weighted_column_squares(blk),))
+            with np.errstate(over="ignore", invalid="ignore"):
+                (sq,) = self.source.map_reduce(lambda blk, i: (_weighted_column_squares(blk),))
+            if not np.all(np.isfinite(sq)):  # any source: streamed and Dask data too
+                raise ValueError(
+                    "Feature values (times sample weights) are too large for float64 "
+                    "arithmetic: their squares overflow. Rescale or standardise the features "
+                    "(e.g. sklearn's StandardScaler)."
+                )
             rms = np.sqrt(np.asarray(sq) / self.scale)
             self._rms = np.where(rms > 0, rms, 1.0)
         scale = np.ones(self.coef_shape[1])
