@@ -140,25 +140,42 @@ def _check_nonempty(targets, sw, labels):
         )
 
 
+def _class_order(classes, reference_class):
+    """Class indices with the reference first (then the others in ``classes_`` order)."""
+    matches = np.flatnonzero(classes == reference_class) if reference_class is not None else [0]
+    if len(matches) != 1:
+        raise ValueError(
+            f"reference_class={reference_class!r} is not one of the classes {classes.tolist()!r}."
+        )
+    return np.r_[matches[0], np.delete(np.arange(classes.size), matches[0])]
+
+
+def _reference_problem(est, X, targets, sw, offset, order):
+    """The reference-form objective (class code 0 = the reference) and the estimator's
+    coefficients in its order."""
+    from ._objective import Objective
+    from ._sources import ArraySource
+    from ._targets import validate_offset
+
+    K = order.size
+    targets = np.argsort(order)[targets] if targets.ndim == 1 else targets[:, order]
+    offset = validate_offset(offset, X.shape[0], K, np.float64)
+    source = ArraySource(X, targets, sw, K, offset=None if offset is None else offset[:, order])
+    objective = Objective(source, fit_intercept=est.fit_intercept, reference=True)
+    M = np.hstack([est.coef_, est.intercept_[:, None]]) if est.fit_intercept else est.coef_
+    M = (np.vstack([np.zeros_like(M), M]) if K == 2 else M)[order].astype(np.float64)
+    return objective, (M[1:] - M[0]).ravel()
+
+
 def estimator_inference(
-    est,
-    X,
-    y,
-    sample_weight=None,
-    *,
-    cov_type="nonrobust",
-    groups=None,
-    reference_class=None,
+    est, X, y, sample_weight=None, *, cov_type="nonrobust", groups=None, reference_class=None,
     offset=None,
-) -> InferenceResults:
+) -> InferenceResults:  # fmt: skip
     """The work of :meth:`SoftmaxRegression.inference` (see there)."""
     from sklearn.utils.validation import check_is_fitted, validate_data
 
     from ._basis import apply_basis
-    from ._objective import Objective
     from ._separation import collinearity_message, find_separation
-    from ._sources import ArraySource
-    from ._targets import validate_offset
 
     check_is_fitted(est)
     if est.penalty is not None:
@@ -172,44 +189,18 @@ def estimator_inference(
     X = validate_data(est, X, reset=False, accept_sparse=["csr", "csc", "coo"], dtype=np.float64)
     targets, sw = _encode(est, X, y, sample_weight)
     X = apply_basis(est, X)
-    classes = est.classes_
-    K = classes.size
-    matches = np.flatnonzero(classes == reference_class) if reference_class is not None else [0]
-    if len(matches) != 1:
-        raise ValueError(
-            f"reference_class={reference_class!r} is not one of the classes {classes.tolist()!r}."
-        )
-    order = np.r_[matches[0], np.delete(np.arange(K), matches[0])]
-    if targets.ndim == 1:
-        targets = np.argsort(order)[targets]
-    else:
-        targets = targets[:, order]
-    offset = validate_offset(offset, X.shape[0], K, np.float64)
-    if offset is not None:
-        offset = offset[:, order]
-    objective = Objective(
-        ArraySource(X, targets, sw, K, offset=offset),
-        fit_intercept=est.fit_intercept,
-        reference=True,
-    )
-    M = np.hstack([est.coef_, est.intercept_[:, None]]) if est.fit_intercept else est.coef_
-    M = np.vstack([np.zeros_like(M), M]) if K == 2 else M
-    M = M[order].astype(np.float64)
+    order = _class_order(est.classes_, reference_class)
+    labels = est.classes_[order]
+    objective, coef0 = _reference_problem(est, X, targets, sw, offset, order)
+    _check_nonempty(objective.source.targets, sw, labels)
     names = feature_names(est)
-    _check_nonempty(targets, sw, classes[order])
-    coef0 = (M[1:] - M[0]).ravel()
-    sep = find_separation(objective, names, classes[order], coef0)
+    sep = find_separation(objective, names, labels, coef0)
     if sep is not None:
         raise ValueError(sep.message(for_inference=True))
     return compute_inference(
-        objective,
-        coef0,
-        cov_type=cov_type,
-        groups=groups,
-        feature_names=names,
-        class_labels=classes[order],
-        diagnose=lambda: collinearity_message(objective, names),
-    )
+        objective, coef0, cov_type=cov_type, groups=groups, feature_names=names,
+        class_labels=labels, diagnose=lambda: collinearity_message(objective, names),
+    )  # fmt: skip
 
 
 def _ztable(est, se, alpha):
