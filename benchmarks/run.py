@@ -161,6 +161,13 @@ def parse_args(argv=None):
         help="hold every library's BLAS at this many threads (default: as is)",
     )
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    ap.add_argument(
+        "--merge",
+        nargs="*",
+        default=None,
+        metavar="RESULTS_JSON",
+        help="only combine these results.json files into --out",
+    )
     args = ap.parse_args(argv)
     if args.quick and args.scale == 1.0:
         args.scale = 0.02
@@ -169,8 +176,24 @@ def parse_args(argv=None):
     return args
 
 
+def merge(paths, out) -> dict:
+    """Combine the ``results.json`` of several runs (e.g. problems run side by side)."""
+    runs = [json.loads(Path(p).read_text()) for p in paths]
+    results = dict(runs[0])
+    results["command"] = " ; ".join(r["command"] for r in runs)
+    results["problems"] = [rec for r in runs for rec in r["problems"]]
+    results["load_average"] = [la for r in runs for la in r.get("load_average", [])]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _atomic_write(out / "results.json", json.dumps(results, indent=1, default=float))
+    _atomic_write(out / "results.md", write_markdown(results))
+    return results
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    if args.merge:
+        return merge(args.merge, args.out)
     adapters = available_adapters(args.solvers)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -73,3 +73,45 @@ def test_scaling_runs_and_plots(tmp_path, monkeypatch):
     assert [r["n"] for r in result["n"]] == [200, 400]
     assert all(r[s] > 0 for r in result["n"] for s in scaling.SOLVERS)
     assert (tmp_path / "scaling.png").stat().st_size > 0
+
+
+def test_merge_combines_runs(tmp_path):
+    env = run.environment()
+    for i, name in enumerate(["a", "b"]):
+        rec = {
+            "problem": name,
+            "description": name,
+            "n": 10,
+            "d": 2,
+            "K": 3,
+            "C": 1.0,
+            "dtype": "float64",
+            "pass_seconds": 1e-3,
+            "fstar": 1.0,
+            "rows": [],
+        }
+        d = tmp_path / str(i)
+        d.mkdir()
+        (d / "results.json").write_text(
+            json.dumps(
+                {
+                    "command": f"run {name}",
+                    "scale": 1.0,
+                    "repeats": 1,
+                    "budget": 1.0,
+                    "environment": env,
+                    "problems": [rec],
+                }
+            )
+        )
+    merged = run.main(
+        [
+            "--merge",
+            str(tmp_path / "0/results.json"),
+            str(tmp_path / "1/results.json"),
+            "--out",
+            str(tmp_path / "m"),
+        ]
+    )
+    assert [r["problem"] for r in merged["problems"]] == ["a", "b"]
+    assert "| b |" in (tmp_path / "m" / "results.md").read_text()
