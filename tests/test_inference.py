@@ -337,7 +337,16 @@ def test_quasi_complete_separation_by_a_dummy():
 def test_non_separated_data_do_not_warn(anes):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        SoftmaxRegression(penalty=None, tol=1e-8).fit(*anes)
+        model = SoftmaxRegression(penalty=None, tol=1e-8).fit(*anes)
+    assert model._separation_checked_ is not None  # proven, so inference skips the LP
+
+
+def test_inference_checks_other_data(anes, fitted):
+    """The fit's proof covers only its own data: other (separated) data are checked."""
+    X, y = anes
+    y_sep = np.asarray(X["selfLR"]).astype(int) - 1  # classes 0..6 = intervals of selfLR
+    with pytest.raises(ValueError, match="Separation.*'selfLR'"):
+        fitted.inference(X, y_sep)
 
 
 def test_collinear_columns_are_named(anes):

@@ -175,7 +175,8 @@ def estimator_inference(
     from sklearn.utils.validation import check_is_fitted, validate_data
 
     from ._basis import apply_basis
-    from ._separation import collinearity_message, find_separation
+    from ._separation import collinearity_message, find_separation, fingerprint
+    from ._sources import ArraySource
 
     check_is_fitted(est)
     if est.penalty is not None:
@@ -189,12 +190,15 @@ def estimator_inference(
     X = validate_data(est, X, reset=False, accept_sparse=["csr", "csc", "coo"], dtype=np.float64)
     targets, sw = _encode(est, X, y, sample_weight)
     X = apply_basis(est, X)
+    checked = getattr(est, "_separation_checked_", None) == fingerprint(
+        ArraySource(X, targets, sw, est.classes_.size), est.fit_intercept
+    )  # the fit proved these very data not separated
     order = _class_order(est.classes_, reference_class)
     labels = est.classes_[order]
     objective, coef0 = _reference_problem(est, X, targets, sw, offset, order)
     _check_nonempty(objective.source.targets, sw, labels)
     names = feature_names(est)
-    sep = find_separation(objective, names, labels, coef0)
+    sep = None if checked else find_separation(objective, names, labels, coef0)
     if sep is not None:
         raise ValueError(sep.message(for_inference=True))
     return compute_inference(

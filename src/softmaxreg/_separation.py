@@ -18,6 +18,7 @@ that are linear combinations of earlier ones, from the weighted Gram matrix, in 
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from dataclasses import dataclass
 
@@ -30,10 +31,12 @@ from ._sources import ArraySource
 
 __all__ = [
     "Separation",
+    "check_fit",
     "collinear_columns",
     "collinearity_message",
     "find_separation",
-    "warn_if_separated",
+    "fingerprint",
+    "search_separation",
 ]
 
 _MAX_NNZ = 4_000_000  # LP size limit (non-zeros of the margin matrix); beyond, give up
@@ -198,7 +201,7 @@ def _initial_rows(objective, coef, rng):
     return np.unique(np.concatenate(rows)) if rows else pos[:0]
 
 
-def find_separation(objective, feature_names, class_labels, coef=None, max_rounds=25):
+def search_separation(objective, feature_names, class_labels, coef=None, max_rounds=25):
     """Decide whether the data of ``objective`` are (quasi-)completely separated.
 
     Parameters
@@ -214,13 +217,15 @@ def find_separation(objective, feature_names, class_labels, coef=None, max_round
 
     Returns
     -------
-    Separation or None
-        ``None`` when the maximum-likelihood estimate exists, or when the problem is too
-        large for the exact check (an LP of more than about 4 million non-zeros).
+    separation : Separation or None
+        ``None`` when the maximum-likelihood estimate exists, or when the check could not
+        decide (an LP of more than about 4 million non-zeros, or a numerical stalemate).
+    decided : bool
+        Whether the answer is proven (``False``: not separated as far as checked).
     """
     source = objective.source
     if not isinstance(source, ArraySource) or source.n_classes < 2:
-        return None
+        return None, False
     fi, K = objective.fit_intercept, source.n_classes
     X = source.X
     if sp.issparse(X):
@@ -232,23 +237,31 @@ def find_separation(objective, feature_names, class_labels, coef=None, max_round
     for _ in range(max_rounds):
         pr, pc = _positive_classes(source.targets, rows)
         if pr.size * (K - 1) * 2 * (X.shape[1] + fi) > _MAX_NNZ:
-            return None
+            return None, False
         Z, value = _solve_lp(_scaled_design(X[pr], fi, scale), np.arange(pr.size), pc, K)
-        tol = 1e-7 * Z.shape[1] if Z is not None else 0.0
-        if Z is None or value <= 100 * tol:
-            return None
+        if Z is None:
+            return None, False
+        tol = 1e-7 * Z.shape[1]
+        if value <= 100 * tol:  # the working set is not separable, so neither is the data
+            return None, True
         gaps, best = _gaps(source, Z, fi, scale)
         gaps[source.weights <= 0] = -np.inf
         bad = np.flatnonzero(gaps > tol)
         if bad.size == 0:
             if not np.any(best[source.weights > 0] > tol):
-                return None
-            return _describe(Z, gaps, best, tol, source, feature_names, class_labels, fi, scale)
+                return None, False
+            sep = _describe(Z, gaps, best, tol, source, feature_names, class_labels, fi, scale)
+            return sep, True
         extra = np.setdiff1d(bad[np.argsort(gaps[bad])[::-1][: max(500, rows.size)]], rows)
         if extra.size == 0:  # violations the LP tolerates numerically: undecided
-            return None
+            return None, False
         rows = np.union1d(rows, extra)
-    return None
+    return None, False
+
+
+def find_separation(objective, feature_names, class_labels, coef=None):
+    """:func:`search_separation`'s separation (or ``None``)."""
+    return search_separation(objective, feature_names, class_labels, coef)[0]
 
 
 def _describe(Z, gaps, best, tol, source, feature_names, class_labels, fi, scale):
@@ -278,14 +291,6 @@ def _describe(Z, gaps, best, tol, source, feature_names, class_labels, fi, scale
         features=used,
         n_boundary=int(np.sum(live & ~(best > tol))),
     )
-
-
-def warn_if_separated(objective, feature_names, class_labels, coef=None, stacklevel=3) -> bool:
-    """Warn with :class:`SeparationWarning` if the data are separated; return whether."""
-    sep = find_separation(objective, feature_names, class_labels, coef)
-    if sep is not None:
-        warnings.warn(sep.message(), SeparationWarning, stacklevel=stacklevel)
-    return sep is not None
 
 
 def collinear_columns(objective, feature_names, rtol=1e-9):
@@ -341,11 +346,31 @@ def collinearity_message(objective, feature_names) -> str:
     return "Collinear columns: " + "; ".join(parts) + "."
 
 
+def fingerprint(source, fit_intercept) -> str:
+    """A digest of the data of an :class:`ArraySource` (a random projection of ``X``, the
+    targets and the weights): equal digests mean the same data, so a separation check need
+    not be repeated."""
+    X = source.X
+    r = np.random.default_rng(20261127).standard_normal(X.shape[1]).astype(X.dtype)
+    h = hashlib.sha256(repr((X.shape, str(X.dtype), bool(fit_intercept))).encode())
+    for a in (np.asarray(X @ r).ravel(), source.targets, source.weights):
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
 def check_fit(est, objective) -> None:
-    """The fit hook: for unpenalised in-memory fits, warn if the classes are separated."""
+    """The fit hook: for unpenalised in-memory fits, warn with :class:`SeparationWarning` if
+    the classes are separated; remember data proven not separated (``_separation_checked_``)
+    so that :meth:`SoftmaxRegression.inference` on the same data skips the check."""
     from ._inference import feature_names
 
-    if est.penalty is None:
-        M = est._coef_matrix(objective)
-        coef = None if M is None else M.astype(np.float64).ravel()
-        warn_if_separated(objective, feature_names(est), est.classes_, coef, stacklevel=4)
+    est._separation_checked_ = None
+    if est.penalty is not None or not isinstance(objective.source, ArraySource):
+        return
+    M = est._coef_matrix(objective)
+    coef = None if M is None else M.astype(np.float64).ravel()
+    sep, decided = search_separation(objective, feature_names(est), est.classes_, coef)
+    if sep is not None:
+        warnings.warn(sep.message(), SeparationWarning, stacklevel=3)
+    elif decided:
+        est._separation_checked_ = fingerprint(objective.source, objective.fit_intercept)
