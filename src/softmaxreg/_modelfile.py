@@ -740,14 +740,18 @@ def _check_basis(model) -> None:
     """A loaded basis must transform a row of zeros into ``coef_.shape[1]`` features; a
     forged basis state that cannot is refused here rather than failing at predict time."""
     basis = getattr(model, "basis_", None)
-    if not hasattr(basis, "transform"):  # no basis (or a stand-in from a test double)
-        return
+    if not (hasattr(basis, "transform") or hasattr(basis, "get_params")):
+        return  # no basis (or a stand-in from a test double)
     try:
-        width = np.shape(basis.transform(np.zeros((1, model.n_features_in_))))[1]
+        with np.errstate(all="ignore"):
+            Z = np.asarray(basis.transform(np.zeros((1, model.n_features_in_))))
     except Exception as exc:  # the package's own basis classes, on state from the file
         raise ModelFileError(
             f"The model file's basis cannot transform data ({type(exc).__name__}: {exc})."
         ) from exc
+    width = Z.shape[1] if Z.ndim == 2 else -1
+    if not np.all(np.isfinite(Z)):
+        raise ModelFileError("Inconsistent model file: the basis gives non-finite features.")
     if width != model.coef_.shape[1]:
         raise ModelFileError(
             f"Inconsistent model file: the basis gives {width} features but coef_ has "

@@ -303,3 +303,35 @@ def test_no_progress_and_results_only_on_stdout_when_not_a_terminal(trained, tmp
     )
     assert bad.returncode == 1 and bad.stdout == ""
     assert bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+
+
+# -- the same hostile files through the streamed reader of the Python API ---------------------
+@given(hostile_csv(), st.sampled_from([1, 3, 64]))
+@pytest.mark.filterwarnings("ignore::softmaxreg.SingularHessianWarning")
+def test_streamed_csv_source_on_hostile_csv(data, batch_rows):
+    """``fit(CSVSource(...))`` is a clear ValueError, or the fit the in-memory reader gives."""
+    from softmaxreg._io import DataError, load_training
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "data.csv"
+        path.write_bytes(data)
+        try:
+            source = softmaxreg.CSVSource(path, target="y", batch_rows=batch_rows)
+            streamed = softmaxreg.SoftmaxRegression(tol=1e-10).fit(source)
+        except (ValueError, TypeError) as exc:  # DataError, ValueError: a clear message
+            assert len(str(exc).split()) >= 4 and "\n" not in str(exc).strip(), repr(exc)
+            return
+        try:
+            data_in_memory = load_training(path, target="y")
+        except DataError:
+            return  # the in-memory reader is stricter (e.g. text in a numeric column)
+        X = data_in_memory.X.to_numpy()
+        if list(data_in_memory.X.columns) != list(streamed.feature_names_in_):
+            return  # categories were one-hot encoded in memory: not the same design
+        try:
+            model = softmaxreg.SoftmaxRegression(tol=1e-10).fit(X, data_in_memory.y)
+        except ValueError:
+            return  # e.g. features too large: refused in memory, exact in the streamed fit
+        assert [str(c) for c in model.classes_] == [str(c) for c in streamed.classes_]
+        P = streamed.predict_proba(data_in_memory.X)  # same column names as the source
+        np.testing.assert_allclose(P, model.predict_proba(X), atol=1e-6)

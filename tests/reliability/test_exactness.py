@@ -202,6 +202,23 @@ def test_features_too_large_for_float64_are_a_clear_error(scale, solver):
         SoftmaxRegression(solver=solver).fit(X * scale, y)
 
 
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+@pytest.mark.parametrize("solver", EVERY_SOLVER)
+def test_streamed_features_too_large_are_a_clear_error(tmp_path, kind, solver):
+    """The streamed sources get the same clear error (lbfgs used to certify a wrong fit)."""
+    import pandas as pd
+
+    import softmaxreg
+
+    X, y = noisy(40, 2, 3, seed=12)
+    frame = pd.DataFrame(X * 1e300, columns=["a", "b"]).assign(y=y)
+    path = tmp_path / f"d.{kind}"
+    frame.to_csv(path, index=False) if kind == "csv" else frame.to_parquet(path)
+    Source = softmaxreg.CSVSource if kind == "csv" else softmaxreg.ParquetSource
+    with pytest.raises(ValueError, match="too large for float64.*Rescale or standardise"):
+        SoftmaxRegression(solver=solver).fit(Source(path, target="y", batch_rows=16))
+
+
 def test_huge_features_at_predict_time_give_finite_probabilities():
     X, y = noisy(60, 3, 3, seed=13)
     model = SoftmaxRegression().fit(X, y)
