@@ -168,6 +168,44 @@ def fit(path: Path, solver: str, tol: float, cache: bool, out: Path | None) -> d
     return record
 
 
+def throughput(path: Path, repeats: int = 2) -> dict:
+    """Seconds per pass, in the same run: pyarrow alone (read + decode to NumPy), our blocks
+    (read, decode, re-batch, checks), and one oracle pass (blocks + kernel), each best of
+    ``repeats``; with and without the decoded-block cache."""
+    from softmaxreg import ParquetSource
+    from softmaxreg._objective import Objective
+
+    def best(fn):
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    out = {"path": str(path), "file_bytes": data_bytes(path)}
+    with PeakRSS() as rss:
+        src = ParquetSource(path, target="y")
+        out["rows"] = src.n_samples
+        out["pyarrow_pass_s"] = best(lambda: pyarrow_pass(src))
+        out["blocks_pass_s"] = best(lambda: sum(1 for _ in src.blocks()))
+        obj = Objective(src, l2=1.0)
+        coef = np.zeros(obj.n_coef)
+        out["oracle_pass_s"] = best(lambda: obj.loss_grad(coef))
+        cached = ParquetSource(path, target="y", cache=True)
+        t0 = time.perf_counter()
+        sum(1 for _ in cached.blocks())
+        out["cache_first_pass_s"] = time.perf_counter() - t0
+        out["cache_blocks_pass_s"] = best(lambda: sum(1 for _ in cached.blocks()))
+        cobj = Objective(cached, l2=1.0)
+        out["cache_oracle_pass_s"] = best(lambda: cobj.loss_grad(coef))
+        cached.close()
+    out["blocks_over_pyarrow"] = out["blocks_pass_s"] / out["pyarrow_pass_s"]
+    out["oracle_over_pyarrow"] = out["oracle_pass_s"] / out["pyarrow_pass_s"]
+    out["peak_rss_bytes"] = max(rss.peak, max_rss_bytes())
+    return out
+
+
 def verify(rows: int, solver: str, tol: float, workdir: Path) -> dict:
     """Streamed vs in-memory fit on data that fits in memory (same rows, same solver)."""
     import pyarrow.parquet as pq
@@ -313,6 +351,9 @@ def main(argv=None) -> None:
     v.add_argument("--tol", type=float, default=1e-8)
     v.add_argument("--workdir", type=Path, default=Path("/tmp/softmaxreg-stream-bench"))
     v.add_argument("--out", type=Path)
+    h = sub.add_parser("throughput")
+    h.add_argument("path", type=Path)
+    h.add_argument("--out", type=Path)
     g = sub.add_parser("sgd")
     g.add_argument("--scale", type=float, default=1.0)
     g.add_argument("--out", type=Path)
@@ -325,8 +366,11 @@ def main(argv=None) -> None:
         return
     if args.cmd == "fit":
         rec = fit(args.path, args.solver, args.tol, args.cache, args.out)
-    elif args.cmd in ("sgd", "dask"):
-        rec = sgd_bench(args.scale) if args.cmd == "sgd" else dask_bench(args.rows)
+    elif args.cmd in ("sgd", "dask", "throughput"):
+        if args.cmd == "throughput":
+            rec = throughput(args.path)
+        else:
+            rec = sgd_bench(args.scale) if args.cmd == "sgd" else dask_bench(args.rows)
         if args.out:
             args.out.write_text(json.dumps(rec, indent=2))
     else:

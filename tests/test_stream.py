@@ -249,3 +249,15 @@ def test_exact_newton_and_auto_on_a_stream(parquet_path, frame):
             parquet_path, target="label", features=["f0", "f1", "f2", "f3"], batch_rows=111
         )
         assert rel_diff(ref, SoftmaxRegression(solver=solver, tol=1e-10).fit(src)) < 1e-8
+
+
+def test_stream_benchmark_smoke(tmp_path):
+    """benchmarks/stream_bench.py runs end to end at a tiny size."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    import stream_bench
+
+    rec = stream_bench.verify(1500, "lbfgs", 1e-8, tmp_path)
+    assert rec["rel_diff_4096"] < 1e-8 and rec["rel_diff_65536"] < 1e-8
