@@ -227,10 +227,30 @@ def bench_rings():
 
     X, y = rings(1000, 0)
     Xt, yt = rings(1000, 1)
-    linear = SoftmaxRegression().fit(X, y).score(Xt, yt)
-    rbf = SoftmaxRegression(basis="rbf:30", C=10.0).fit(X, y).score(Xt, yt)
+    linear_model = SoftmaxRegression().fit(X, y)
+    rbf_model = SoftmaxRegression(basis="rbf:30", C=10.0).fit(X, y)
+    linear, rbf = linear_model.score(Xt, yt), rbf_model.score(Xt, yt)
     print(f"rings: held-out accuracy linear {linear:.3f}, rbf:30 {rbf:.3f}", flush=True)
-    return {"linear_accuracy": float(linear), "rbf30_accuracy": float(rbf)}
+    plot = RESULTS.parent / "rings_boundary.png"
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from softmaxreg import plot_boundary, save_figure
+
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
+        plot_boundary(linear_model, Xt, yt, ax=axes[0], resolution=150)
+        axes[0].set_title(f"linear: held-out accuracy {linear:.3f}")
+        plot_boundary(rbf_model, Xt, yt, ax=axes[1], resolution=150)
+        axes[1].set_title(f'basis="rbf:30": held-out accuracy {rbf:.3f}')
+        plot.parent.mkdir(parents=True, exist_ok=True)
+        save_figure(fig, plot)
+        print(f"wrote {plot}", flush=True)
+    except ImportError:  # matplotlib is optional
+        plot = None
+    return {"linear_accuracy": float(linear), "rbf30_accuracy": float(rbf), "plot": str(plot)}
 
 
 def _write_json(path: Path, payload) -> None:
