@@ -120,6 +120,9 @@ def test_binary_and_bad_parameters():
     with pytest.raises(ValueError, match="penalty=None"):
         SoftmaxRegressionCV(penalty=None).fit(X, Y)
     assert "Cs" in SoftmaxRegressionCV().get_params()
+    assert not hasattr(model, "partial_fit")
+    with pytest.raises(ValueError, match="unpenalised"):
+        model.inference(X, yb)
 
 
 @parametrize_with_checks([SoftmaxRegressionCV(Cs=3, cv=3)])

@@ -174,6 +174,13 @@ class SoftmaxRegressionCV(SoftmaxRegression):
             "use SoftmaxRegression(C=model.C_).partial_fit for streamed batches."
         )
 
+    def inference(self, *args, **kwargs):
+        """Not available: classical inference needs an unpenalised fit (``ValueError``)."""
+        raise ValueError(
+            "inference() needs an unpenalised fit, and SoftmaxRegressionCV tunes a penalty: "
+            "use SoftmaxRegression(penalty=None).fit(X, y).inference(X, y)."
+        )
+
     def _single(self, C, l1_ratio):
         return SoftmaxRegression(
             C=C,
