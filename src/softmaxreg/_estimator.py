@@ -64,6 +64,28 @@ def _partial_fit_available(est) -> bool:
     return True
 
 
+def _validate_data(est, *args, **kwargs):
+    """scikit-learn's ``validate_data``, with its terse messages for text, complex and ragged
+    input completed by what to do (the original message is kept)."""
+    try:
+        return validate_data(est, *args, **kwargs)
+    except ValueError as exc:
+        text = " ".join(str(exc).split())
+        if "could not convert string to float" in text:
+            hint = (
+                f"X must hold numbers only ({text}): encode text columns first (e.g. sklearn's "
+                "OneHotEncoder; `softmaxreg fit` does it for CSV files) or drop them."
+            )
+        elif text.startswith("Complex data not supported"):
+            hint = "Complex data not supported: pass X.real, or the real and imaginary parts "
+            hint += "as separate features."
+        elif "inhomogeneous" in text:
+            hint = f"X is ragged: its rows have different lengths ({text[:120]}...)."
+        else:
+            raise
+        raise ValueError(hint) from exc
+
+
 def _check_magnitude(X) -> None:
     """A clear error for features so large that their products overflow the dtype (the
     Hessian holds products of two features): no solver can then give a correct fit."""
@@ -95,7 +117,7 @@ def _mixed_labels(y):
 
     Mixed classes are ordered numbers first, then strings, and keep their Python types.
     """
-    if getattr(y, "dtype", None) != object or y.ndim != 1:
+    if getattr(getattr(y, "dtype", None), "kind", None) != "O" or y.ndim != 1:
         return None
     values = [v.item() if isinstance(v, np.generic) else v for v in y.tolist()]
     _check_missing_labels(values)
@@ -357,7 +379,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             )
         self._check_params()
         if is_target_matrix(y):
-            X = validate_data(self, X, accept_sparse=["csr", "csc", "coo"], dtype=_FLOATS)
+            X = _validate_data(self, X, accept_sparse=["csr", "csc", "coo"], dtype=_FLOATS)
             self.classes_, codes = validate_targets(y, X.shape[0], classes, X.dtype)
             sw = _check_sample_weight(sample_weight, X, dtype=X.dtype, ensure_non_negative=True)
             codes = target_class_weights(self.class_weight, self.classes_, codes, sw)
@@ -369,7 +391,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
                 )
             if isinstance(y, (list, np.ndarray)) and np.asarray(y).dtype == object:
                 _check_missing_labels(np.asarray(y).ravel().tolist())
-            X, y = validate_data(self, X, y, accept_sparse=["csr", "csc", "coo"], dtype=_FLOATS)
+            X, y = _validate_data(self, X, y, accept_sparse=["csr", "csc", "coo"], dtype=_FLOATS)
             self.classes_, codes = self._encode_labels(y)
             sw = self._weights(X, codes, sample_weight)
         offset = validate_offset(offset, X.shape[0], self.classes_.size, X.dtype)
@@ -464,7 +486,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     # -- prediction ----------------------------------------------------------------------
     def _validate_X(self, X):
         check_is_fitted(self)
-        X = validate_data(
+        X = _validate_data(
             self, X, reset=False, accept_sparse=["csr", "csc", "coo"], dtype=_FLOATS
         )
         return apply_basis(self, X)
