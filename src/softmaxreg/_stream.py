@@ -143,6 +143,11 @@ class _FileSource:
         if self.dtype not in (np.float32, np.float64):
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype}.")
         names = self._column_names()
+        duplicated = sorted({str(n) for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(
+                f"{self.files[0]} has duplicate column names {duplicated}; rename them."
+            )
         for col in [target] + ([weight] if weight else []):
             if col not in names:
                 raise ValueError(f"Column {col!r} is not in {self.files[0]}; columns: {names}.")

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import softmaxreg
@@ -132,6 +132,9 @@ def hostile_csv(draw):
 
 
 @given(hostile_csv())
+@example(b"a,y\n\xff")  # found: a ragged non-UTF-8 row printed an "Exception ignored" traceback
+@example(b"a,\xe9y\n1,u\n2,v\n")  # found: a non-UTF-8 header gave a message without the file
+@example(b"a,y\n1,u\n\xe9,v\n2,u\n")  # found: a non-UTF-8 cell was "unsupported type object"
 def test_fit_predict_evaluate_on_hostile_csv(data):
     with tempfile.TemporaryDirectory() as d:
         path, model = Path(d) / "data.csv", Path(d) / "m.smr"
@@ -307,6 +310,7 @@ def test_no_progress_and_results_only_on_stdout_when_not_a_terminal(trained, tmp
 
 # -- the same hostile files through the streamed reader of the Python API ---------------------
 @given(hostile_csv(), st.sampled_from([1, 3, 64]))
+@example(b"a,b c,a,y\n0.0,0.0,0.0,u\n\n0.0,0.0,0.0,v\n\n", 1)  # found: raw KeyError
 @pytest.mark.filterwarnings("ignore::softmaxreg.SingularHessianWarning")
 def test_streamed_csv_source_on_hostile_csv(data, batch_rows):
     """``fit(CSVSource(...))`` is a clear ValueError, or the fit the in-memory reader gives."""
