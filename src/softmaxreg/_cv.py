@@ -27,7 +27,7 @@ from sklearn.utils.validation import validate_data
 
 from ._basis import make_basis
 from ._cv_stack import FoldStack
-from ._estimator import SoftmaxRegression
+from ._estimator import SoftmaxRegression, _check_magnitude, _check_missing_labels
 from ._exceptions import ConvergenceWarning
 from ._path import regularization_path
 from ._proximal import split_penalty
@@ -223,9 +223,12 @@ class SoftmaxRegressionCV(SoftmaxRegression):
         Cs, ratios = self._grids()
         probe = self._single(float(Cs[0]), ratios[0])
         probe._check_params()
+        if isinstance(y, (list, np.ndarray)) and np.asarray(y).dtype == object:
+            _check_missing_labels(np.asarray(y).ravel().tolist())  # as SoftmaxRegression.fit
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc", "coo"], dtype=_FLOATS)
         if sp.issparse(X):
             X = X.tocsr()
+        _check_magnitude(X)  # as SoftmaxRegression.fit: overflowing features are named
         classes, codes = probe._encode_labels(y)
         probe.classes_ = classes
         sw = probe._weights(X, codes, sample_weight)

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from softmaxreg import SoftmaxRegression, load_model, save_model
+from softmaxreg import SoftmaxRegression, SoftmaxRegressionCV, load_model, save_model
 
 from ._common import assert_clear, assert_probabilities, noisy
 
@@ -63,12 +63,21 @@ FIT_ERRORS = {
 }
 
 
+#: SoftmaxRegressionCV validates y with scikit-learn's own (clear) message here.
+CV_MESSAGES = {"2-D y of strings": "1d array"}
+
+
 @pytest.mark.parametrize("case", FIT_ERRORS)
-def test_fit_refuses_with_a_clear_error(case):
+@pytest.mark.parametrize("estimator", ["SoftmaxRegression", "SoftmaxRegressionCV"])
+def test_fit_refuses_with_a_clear_error(case, estimator):
     make, message = FIT_ERRORS[case]
+    if estimator == "SoftmaxRegressionCV":
+        model, message = SoftmaxRegressionCV(Cs=2, cv=2), CV_MESSAGES.get(case, message)
+    else:
+        model = SoftmaxRegression()
     args = make()
     with pytest.raises((ValueError, TypeError), match=message) as info:
-        SoftmaxRegression().fit(*args[:2], sample_weight=args[2] if len(args) > 2 else None)
+        model.fit(*args[:2], sample_weight=args[2] if len(args) > 2 else None)
     assert_clear(info.value)
 
 
