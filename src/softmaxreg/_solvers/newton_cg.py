@@ -21,15 +21,16 @@ def _to_boundary(s, d, delta, M):
     return (rad - sd) / dd if sd >= 0 else (delta * delta - ss) / (sd + rad)
 
 
-def steihaug_cg(hessp, g, delta, rtol=0.1, max_cg=None, M=None):
+def steihaug_cg(hessp, g, delta, rtol=0.1, max_cg=None, M=None, enough=None):
     """Approximately minimise ``g.s + s.H s / 2`` within ``||s||_M <= delta``.
 
     Preconditioned conjugate gradients (Steihaug 1983) with the diagonal preconditioner
     ``M`` (identity when ``None``): the trust region is measured in the norm
     ``||s||_M = sqrt(s.M s)`` (LIBLINEAR >= 2.20; Hsia, Chiang & Lin 2018). Returns
     ``(s, r)`` with the residual ``r = -g - H s``; stops at ``||r||_{M^-1} <= rtol
-    ||g||_{M^-1}``, on the trust-region boundary, or on a direction of non-positive
-    curvature.
+    ||g||_{M^-1}``, when ``enough(r)`` holds (the linear model predicts a gradient that
+    passes the convergence test: solving further would only polish a step that already
+    ends the run), on the trust-region boundary, or on a direction of non-positive curvature.
     """
     M = np.ones_like(g) if M is None else M
     max_cg = max_cg or g.size
@@ -51,6 +52,8 @@ def steihaug_cg(hessp, g, delta, rtol=0.1, max_cg=None, M=None):
             return s + tau * d, r - tau * Hd
         s = s_new
         r -= alpha * Hd
+        if enough is not None and enough(r):
+            break
         z = r / M
         zr_new = z @ r
         d = z + (zr_new / zr) * d
@@ -96,6 +99,10 @@ def minimize(oracle, coef0, *, tol, max_iter, callback=None, precondition=True):
     precondition = precondition and hasattr(oracle, "hessian_diagonal")
     M = _preconditioner(oracle, w, Q) if precondition else np.ones_like(g)
     g0 = np.sqrt(g @ (g / M))
+
+    def enough(r):  # r = -(predicted gradient after the step); half the test's threshold
+        return stop.norm(r) <= 0.5 * stop.gtol
+
     delta = g0
     message = f"reached max_iter={max_iter}"
     first = True
@@ -105,7 +112,7 @@ def minimize(oracle, coef0, *, tol, max_iter, callback=None, precondition=True):
             break
         gnorm = np.sqrt(g @ (g / M))
         rtol = min(CG_RTOL, np.sqrt(gnorm / g0)) if g0 > 0 else CG_RTOL
-        s, r = steihaug_cg(hessp, g, delta, rtol=rtol, M=M)
+        s, r = steihaug_cg(hessp, g, delta, rtol=rtol, M=M, enough=enough)
         gs = g @ s
         prered = -0.5 * (gs - s @ r)
         fnew, gnew, hessp_new = oracle.loss_grad_hessp(w + s)
