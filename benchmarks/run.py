@@ -83,7 +83,9 @@ def _predict_throughput(X, y, C, repeats):
     return out
 
 
-def run_problem(problem, scale, adapters, *, repeats=3, budget=60.0, log=print) -> dict:
+def run_problem(
+    problem, scale, adapters, *, repeats=3, budget=60.0, sweeps=True, log=print
+) -> dict:
     """Measure every adapter on one problem; returns its JSON record."""
     X, y = problem.make(scale)
     classes, codes = np.unique(y, return_inverse=True)
@@ -123,9 +125,11 @@ def run_problem(problem, scale, adapters, *, repeats=3, budget=60.0, log=print) 
             default_warnings=warns,
             peak_mib=peak_memory(adapter, X, y, C=problem.C),
         )
-        sw = sweep(adapter, X, y, codes, problem.C, fstar, budget=budget, repeats=repeats)
-        row["points"] = sw.points
-        row["reached"] = {f"{eps:g}": v for eps, v in sw.reached.items()}
+        row["points"], row["reached"] = [], {}
+        if sweeps:
+            sw = sweep(adapter, X, y, codes, problem.C, fstar, budget=budget, repeats=repeats)
+            row["points"] = sw.points
+            row["reached"] = {f"{eps:g}": v for eps, v in sw.reached.items()}
         rows.append(row)
         reached = {k: f"{v[0]:.3f}s" for k, v in row["reached"].items()}
         log(
@@ -161,6 +165,11 @@ def parse_args(argv=None):
         help="hold every library's BLAS at this many threads (default: as is)",
     )
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    ap.add_argument(
+        "--defaults-only",
+        action="store_true",
+        help="only the default-settings fits (no time-to-suboptimality sweeps)",
+    )
     ap.add_argument(
         "--merge",
         nargs="*",
@@ -208,11 +217,17 @@ def main(argv=None) -> dict:
     from threadpoolctl import threadpool_limits
 
     results["blas_threads"] = args.blas_threads
+    results["defaults_only"] = args.defaults_only
     results["load_average"] = [os.getloadavg()]
     for name in args.problems:
         with threadpool_limits(args.blas_threads, user_api="blas"):
             rec = run_problem(
-                PROBLEMS[name], args.scale, adapters, repeats=args.repeats, budget=args.budget
+                PROBLEMS[name],
+                args.scale,
+                adapters,
+                repeats=args.repeats,
+                budget=args.budget,
+                sweeps=not args.defaults_only,
             )
         results["load_average"].append(os.getloadavg())
         results["problems"].append(rec)
