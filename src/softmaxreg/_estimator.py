@@ -95,7 +95,7 @@ def _check_magnitude(X) -> None:
     """A clear error for features so large that their products overflow the dtype (the
     Hessian holds products of two features): no solver can then give a correct fit."""
     values = X.data if sp.issparse(X) else X
-    top = float(np.max(np.abs(values), initial=0.0))
+    top = max(-float(np.min(values, initial=0.0)), float(np.max(values, initial=0.0)))
     limit = float(np.sqrt(np.finfo(X.dtype).max))
     if top > limit:
         raise ValueError(
