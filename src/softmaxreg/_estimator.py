@@ -354,9 +354,10 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             Non-negative weights; a weight of ``k`` equals repeating the row ``k`` times.
             With a target matrix, row ``n`` counts ``sample_weight[n] * sum_k y[n, k]``.
         classes : array-like of shape (n_classes,), optional
-            Labels of the target matrix's columns, in column order; default
-            ``0..n_classes-1``. Only with a target matrix. ``classes_`` holds them sorted,
-            as for labels, and ``predict_proba``'s columns follow ``classes_``.
+            Labels of the target matrix's columns, in column order, which must be sorted
+            (``classes_`` is always sorted, so the columns of ``y``, ``offset`` and
+            ``predict_proba`` all follow it); default ``0..n_classes-1``. Only with a
+            target matrix.
         offset : array-like of shape (n_samples, n_classes), optional
             Fixed terms added to the logits, never penalised. For two classes also shape
             (n_samples,): an offset of the binary logit ``log(p_1 / p_0)``, the shape of

@@ -54,18 +54,16 @@ def validate_targets(Y, n_samples: int, classes, dtype) -> tuple[np.ndarray, np.
     n_samples : int
         Number of rows of ``X``.
     classes : array-like of shape (K,) or None
-        Class labels of the columns, in column order; ``None`` gives ``0..K-1``. The
-        returned classes are sorted (as scikit-learn's ``classes_`` always are) and the
-        target columns permuted to match.
+        Class labels of the columns, in column order, which must be sorted order (as
+        scikit-learn's ``classes_`` always is, so that the columns of ``y``, of an offset
+        and of ``predict_proba`` all follow ``classes_``); ``None`` gives ``0..K-1``.
     dtype : numpy dtype
         The dtype of ``X``; the targets are returned in it.
 
     Returns
     -------
     classes : ndarray of shape (K,)
-        Sorted.
     targets : ndarray of shape (n_samples, K)
-        Columns in the order of ``classes``.
     """
     kind = np.asarray(Y).dtype.kind if not hasattr(Y, "dtypes") else "f"
     if kind in "OUSMm":
@@ -90,10 +88,20 @@ def validate_targets(Y, n_samples: int, classes, dtype) -> tuple[np.ndarray, np.
                 f"classes names {classes.size} labels but the target matrix y has {K} "
                 "columns: give one label per column, in column order."
             )
+        try:
+            order = np.argsort(classes, kind="stable")
+        except TypeError:
+            raise ValueError(
+                f"classes must be labels of one comparable type, got {classes.tolist()!r}."
+            ) from None
         if np.unique(classes).size != K:
             raise ValueError(f"classes must be distinct labels, got {classes.tolist()!r}.")
-        order = np.argsort(classes, kind="stable")
-        classes, T = classes[order], T[:, order]
+        if not np.array_equal(order, np.arange(K)):
+            raise ValueError(
+                f"classes must be in sorted order, as classes_ always is, got "
+                f"{classes.tolist()!r}: reorder the columns of y (and of any offset) to "
+                f"{classes[order].tolist()!r}."
+            )
     if np.any(T < 0):
         rows = np.flatnonzero(np.any(T < 0, axis=1))
         raise ValueError(
