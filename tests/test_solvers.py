@@ -95,7 +95,7 @@ def test_auto_rule():
     small = PROBLEMS["iris-l2"]()
     assert choose_solver(small) == "newton"
     assert choose_solver(PROBLEMS["sparse-l2"]()) == "newton-cg"
-    big = Objective(_random_problem(50, 40, 3, 4), l2=1.0)
+    big = Objective(_random_problem(50, 90, 3, 4), l2=1.0)  # 273 > NEWTON_MAX_COEF = 256
     assert choose_solver(big) == "newton-cg"
 
 
