@@ -52,7 +52,7 @@ def test_stochastic_fit_reaches_near_the_optimum(easy, solver):
     with pytest.warns(ConvergenceWarning):  # 5 epochs do not meet the exact certificate
         model = SoftmaxRegression(solver=solver, max_iter=5).fit(X, y)
     gap = (model.result_.loss - ref.result_.loss) / ref.result_.loss
-    assert 0 <= gap < 1e-2, gap
+    assert 0 <= gap < 2e-3, gap
     assert len(model.result_.history) == 5
     assert model.score(X, y) > ref.score(X, y) - 0.01
 

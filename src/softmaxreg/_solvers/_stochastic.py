@@ -40,7 +40,11 @@ __all__ = [
 OPTIMIZERS = {"sgd": (sgd.init, sgd.update), "adam": (adam.init, adam.update)}
 #: Minibatch rows per optimiser (with the step sizes of ``sgd.init``/``adam.init``, tuned on
 #: standardised features: within 1e-3 of the optimal loss in at most 5 epochs).
-BATCH_SIZE = {"sgd": 1024, "adam": 256}
+BATCH_SIZE = {"sgd": 1024, "adam": 1024}
+#: The step size decays as ``lr / (1 + t / decay_steps)`` with ``decay_steps`` this fraction
+#: of an epoch (tuned on the tall benchmark problem, 1e6 x 100, 10 classes: SGD reaches a
+#: relative loss gap of 9e-4 after 2 epochs and 3e-4 after 5; Adam 9.5e-4 after 1, 2e-4 after 5).
+DECAY_EPOCHS = {"sgd": 0.25, "adam": 1.0}
 
 
 def minibatches(source, batch_size: int, rng: np.random.Generator) -> Iterator[Block]:
@@ -152,11 +156,14 @@ def minimize_stochastic(
     init, update = OPTIMIZERS[name]
     objective = getattr(oracle, "objective", oracle)
     source = objective.source
-    if batch_size is None:  # at least ~200 steps per epoch on small data
-        batch_size = int(np.clip(source.n_samples // 200, 16, BATCH_SIZE[name]))
+    if batch_size is None:  # about 1000 steps per epoch on small data
+        batch_size = int(np.clip(source.n_samples // 1000, 16, BATCH_SIZE[name]))
     steps = _steps_per_epoch(source, batch_size)
     if resume is None:
-        state = init(coef0, decay_steps=steps, **(options or {}))
+        defaults = {"decay_steps": max(1.0, steps * DECAY_EPOCHS[name])}
+        if name == "sgd":  # smaller batches, noisier steps: scale the step by sqrt(batch)
+            defaults["learning_rate"] = sgd.LEARNING_RATE * np.sqrt(batch_size / BATCH_SIZE[name])
+        state = init(coef0, **{**defaults, **(options or {})})
         f, g = oracle.loss_grad(state["coef"])
         stop = Stopping(oracle, tol, g, oracle.dtype, callback)
     else:

@@ -12,7 +12,7 @@ import numpy as np
 __all__ = ["init", "update"]
 
 
-def init(coef, *, learning_rate=0.005, beta1=0.9, beta2=0.999, eps=1e-8, decay_steps=1000) -> dict:
+def init(coef, *, learning_rate=0.002, beta1=0.9, beta2=0.999, eps=1e-8, decay_steps=1000) -> dict:
     """State for Adam from the coefficients ``coef`` of shape (n_coef,)."""
     n = np.size(coef)
     return {

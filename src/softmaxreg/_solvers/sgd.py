@@ -13,7 +13,11 @@ import numpy as np
 __all__ = ["init", "update"]
 
 
-def init(coef, *, learning_rate=0.1, momentum=0.9, decay_steps=1000) -> dict:
+#: Step size for minibatches of 1024 rows (the driver scales it by sqrt(batch / 1024)).
+LEARNING_RATE = 0.1
+
+
+def init(coef, *, learning_rate=LEARNING_RATE, momentum=0.9, decay_steps=1000) -> dict:
     """State for SGD from the coefficients ``coef`` of shape (n_coef,)."""
     return {
         "solver": "sgd",
