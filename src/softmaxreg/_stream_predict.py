@@ -79,6 +79,8 @@ def predict_file(
             path, [*keep, *features], batch_rows, numeric=features, delimiter=delimiter
         ):
             X = table.select(features).to_pandas()
+            if not hasattr(model, "feature_names_in_"):  # fitted on an array: no names
+                X = X.to_numpy(dtype=np.float64)
             P = model.predict_proba(X)
             cols = {k: table.column(k) for k in keep}
             cols["prediction"] = pa.array(model.classes_[np.argmax(P, axis=1)].tolist())
