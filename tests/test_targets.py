@@ -6,6 +6,8 @@ with an extra feature, statsmodels' binomial GLM, or the optimality conditions c
 with plain NumPy.
 """
 
+import json
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -361,3 +363,116 @@ def _binomial_log_coefficients(T):
 
     m = T.sum(axis=1)
     return -np.sum(gammaln(m + 1) - gammaln(T + 1).sum(axis=1))
+
+
+# -- command line ----------------------------------------------------------------------
+def _cli_frame(seed=21):
+    pd = pytest.importorskip("pandas")
+    X, T = _data(n=40, seed=seed)
+    O = np.random.default_rng(seed).normal(size=T.shape)
+    frame = pd.DataFrame(X, columns=["x1", "x2", "x3"])
+    for k, name in enumerate(["lo", "mid", "hi"]):
+        frame[f"n_{name}"] = T[:, k]
+        frame[f"o_{name}"] = O[:, k]
+    return frame, X, T, O
+
+
+def _cli(capsys, *argv):
+    from softmaxreg._cli import main
+
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_target_and_offset_columns_equal_the_python_fit(tmp_path, capsys):
+    from softmaxreg import load_model
+
+    frame, X, T, O = _cli_frame()
+    frame.to_csv(tmp_path / "grouped.csv", index=False)
+    model_path = tmp_path / "grouped.softmaxreg"
+    targets, offsets = "n_lo,n_mid,n_hi", "o_lo,o_mid,o_hi"
+    code, out, err = _cli(
+        capsys,
+        "fit",
+        tmp_path / "grouped.csv",
+        "--target-columns",
+        targets,
+        "--offset-columns",
+        offsets,
+        "--tol",
+        "1e-8",
+        "-o",
+        model_path,
+        "--json",
+    )
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["classes"] == ["n_hi", "n_lo", "n_mid"]  # sorted, as classes_ always are
+    assert report["train"]["n_trials"] == T.sum()
+    cli_model = load_model(model_path)
+    names = np.array(["n_lo", "n_mid", "n_hi"])
+    order = np.argsort(names)  # classes_ order: n_hi, n_lo, n_mid
+    ref = _fit(X, T[:, order], classes=names[order], offset=O[:, order])
+    _assert_same_fit(cli_model, ref)
+    code, out, err = _cli(
+        capsys,
+        "predict",
+        model_path,
+        tmp_path / "grouped.csv",
+        "--proba",
+        "--offset-columns",
+        offsets,
+    )
+    assert code == 0, err
+    pred = pd_read_csv(out)
+    P = ref.predict_proba(X, offset=O[:, order])
+    np.testing.assert_allclose(pred[[f"proba_{c}" for c in ref.classes_]], P, atol=1e-6)
+
+
+def pd_read_csv(text):
+    import io
+
+    import pandas as pd
+
+    return pd.read_csv(io.StringIO(text))
+
+
+def test_cli_target_and_offset_column_errors(tmp_path, capsys):
+    frame, *_ = _cli_frame()
+    frame.loc[3, "n_mid"] = -1.0
+    frame.to_csv(tmp_path / "bad.csv", index=False)
+    data = tmp_path / "bad.csv"
+    code, _, err = _cli(capsys, "fit", data, "--target", "x1", "--target-columns", "n_lo,n_mid")
+    assert code == 2 and "not both" in err
+    code, _, err = _cli(capsys, "fit", data, "--target-columns", "n_lo,,n_hi")
+    assert code == 2 and "empty column name" in err
+    code, _, err = _cli(capsys, "fit", data, "--target-columns", "n_lo,n_nope")
+    assert code == 1 and "n_nope" in err and "Traceback" not in err
+    code, _, err = _cli(capsys, "fit", data, "--target-columns", "n_lo,n_mid,n_hi")
+    assert code == 1 and "non-negative" in err and "Traceback" not in err
+    good, *_ = _cli_frame()
+    good.to_csv(tmp_path / "good.csv", index=False)
+    code, _, err = _cli(
+        capsys,
+        "fit",
+        tmp_path / "good.csv",
+        "--target-columns",
+        "n_lo,n_mid,n_hi",
+        "--offset-columns",
+        "o_lo,o_mid",
+    )
+    assert code == 1 and "offset has shape (40, 2)" in err and "Traceback" not in err
+    code, _, err = _cli(
+        capsys,
+        "fit",
+        tmp_path / "good.csv",
+        "--target-columns",
+        "n_lo,n_mid,n_hi",
+        "--features",
+        "x1",
+        "o_lo",
+        "--offset-columns",
+        "o_lo,o_mid,o_hi",
+    )
+    assert code == 1 and "cannot also be a feature" in err

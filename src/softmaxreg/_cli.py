@@ -126,6 +126,8 @@ def fit_kwargs(args, data) -> dict:
     kwargs = {}
     if data.sample_weight is not None:
         kwargs["sample_weight"] = data.sample_weight
+    if getattr(data, "offset", None) is not None:
+        kwargs["offset"] = data.offset
     return kwargs
 
 
@@ -206,6 +208,22 @@ def _add_fit(subparsers, common):
         help="treat these columns as categories even if they hold numbers",
     )
     p.add_argument("--sample-weight", metavar="COL", help="column of sample weights")
+    from ._cli_targets import column_list
+
+    p.add_argument(
+        "--target-columns",
+        type=column_list,
+        metavar="C1,C2,...",
+        help="instead of --target: one column per class of probabilities or counts; the "
+        "column names are the classes (sorted)",
+    )
+    p.add_argument(
+        "--offset-columns",
+        type=column_list,
+        metavar="O1,...",
+        help="fixed logit offsets, one column per class (in the order of --target-columns, "
+        "or of the sorted labels); one column for two classes",
+    )
     p.add_argument(
         "--impute",
         choices=["mean", "median"],
@@ -241,6 +259,14 @@ def _add_predict_like(subparsers, common):
     )
     p.add_argument("--proba", action="store_true", help="add one probability column per class")
     p.add_argument("--id", metavar="COL", help="copy this column into the output")
+    from ._cli_targets import column_list
+
+    p.add_argument(
+        "--offset-columns",
+        type=column_list,
+        metavar="O1,...",
+        help="logit offsets, in the same column order as for `fit` (default: none)",
+    )
     _format_option(p)
 
     for name, text in (
@@ -359,7 +385,9 @@ def _check_usage(args) -> None:
         and args.kind in ("confusion", "boundary", "calibration")
     ):
         raise UsageError(f"--kind {args.kind} needs a DATA file")
-    if args.command == "fit" and args.target is None:
+    if args.command == "fit" and args.target is not None and args.target_columns:
+        raise UsageError("give --target (labels) or --target-columns (targets), not both")
+    if args.command == "fit" and args.target is None and not args.target_columns:
         from ._io import DataError, detect_format
 
         try:

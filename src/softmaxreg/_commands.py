@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _cli
+from ._cli_targets import offset_for_model, target_scores
 from ._estimator import SoftmaxRegression
 from ._io import DataError, DataSpec, load_for_model, load_training, read_frame
 from ._modelfile import atomic_write, load_model, save_model
@@ -77,7 +78,9 @@ def _split(data, extra: dict, test_size, seed):
             raise DataError(f"cannot hold out {test_size} of {rows.size} rows: {exc}") from None
 
 
-def _scores(model, X, y) -> dict:
+def _scores(model, X, y, offset=None) -> dict:
+    if offset is not None or np.ndim(y) == 2:  # per trial, with the offset (issue 9)
+        return target_scores(model, X, y, offset)
     m = evaluation_metrics(model, X, y)
     return {"n_samples": m["n_samples"], "accuracy": m["accuracy"], "log_loss": m["log_loss"]}
 
@@ -94,17 +97,20 @@ def fit_data(args, data, *, test_size=None, seed=0):
         train_rows, test_rows = _split(data, extra, test_size, seed)
         X, y = _take(data.X, train_rows), data.y[train_rows]
         extra = {k: _take(v, train_rows) for k, v in extra.items()}
+        offset = getattr(data, "offset", None)
         test = (_take(data.X, test_rows), data.y[test_rows])
+        test += (None if offset is None else offset[test_rows],)
     model = SoftmaxRegression(**_cli.estimator_kwargs(args))
     start = time.perf_counter()
-    model.fit(X, y, **extra)
+    classes = getattr(data, "classes", None)
+    model.fit(X, y, **extra, **({} if classes is None else {"classes": classes}))
     elapsed = time.perf_counter() - start
     report = {
         "classes": [c.item() if isinstance(c, np.generic) else c for c in model.classes_],
         "n_features": int(model.n_features_in_),
         "certificate": certificate(model),
         "fit_time_s": elapsed,
-        "train": _scores(model, X, y),
+        "train": _scores(model, X, y, extra.get("offset")),
         "test": None if test is None else _scores(model, *test),
     }
     return model, report
@@ -125,6 +131,8 @@ def cmd_fit(args) -> int:
         features=args.features,
         exclude=args.exclude,
         sample_weight=args.sample_weight,
+        target_columns=args.target_columns,
+        offset_columns=args.offset_columns,
         impute=args.impute,
         categorical=args.categorical,
         index_base=args.index_base if args.index_base == "auto" else int(args.index_base),
@@ -133,6 +141,8 @@ def cmd_fit(args) -> int:
     model, report = fit_data(args, data, test_size=args.test_size, seed=args.seed)
     out = Path(args.output) if args.output else _default_model_path(args.data)
     report["model"] = str(out)
+    if args.target_columns:
+        report["target_columns"] = list(args.target_columns)  # their order, for predict
     save_model(model, out, metadata={SPEC_KEY: data.spec.to_dict(), "fit_report": report})
     _json(report) if args.json else print(format_fit_report(report))
     _log(args, f"wrote the model to {out}")
@@ -156,16 +166,16 @@ def load_cli_model(path):
     return model, DataSpec("table", None, columns)
 
 
-def predictions(model, X, *, proba=False, ids=None, id_name=None):
+def predictions(model, X, *, proba=False, ids=None, id_name=None, offset=None):
     """The prediction table: ``[id], prediction[, proba_<class>...]``, rows in input order."""
     import pandas as pd
 
     frame = pd.DataFrame()
     if ids is not None:
         frame[id_name] = ids.reset_index(drop=True)
-    frame["prediction"] = model.predict(X)
+    frame["prediction"] = model.predict(X, offset=offset)
     if proba:
-        P = model.predict_proba(X)
+        P = model.predict_proba(X, offset=offset)
         for k, c in enumerate(model.classes_):
             frame[f"proba_{c}"] = P[:, k]
     return frame
@@ -192,8 +202,13 @@ def write_table(frame, path) -> None:
 
 def cmd_predict(args) -> int:
     model, spec = load_cli_model(args.model)
-    data = load_for_model(args.data, spec, fmt=args.format, id_col=args.id)
-    frame = predictions(model, data.X, proba=args.proba, ids=data.ids, id_name=args.id)
+    data = load_for_model(
+        args.data, spec, fmt=args.format, id_col=args.id, offset_columns=args.offset_columns
+    )
+    offset = offset_for_model(model, data.offset)
+    frame = predictions(
+        model, data.X, proba=args.proba, ids=data.ids, id_name=args.id, offset=offset
+    )
     if args.output:
         write_table(frame, args.output)
         _log(args, f"wrote {len(frame)} predictions to {args.output}")

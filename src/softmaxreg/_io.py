@@ -476,6 +476,8 @@ class Loaded:
     sample_weight: np.ndarray | None = None
     ids: object = None
     spec: DataSpec | None = None
+    offset: np.ndarray | None = None  # --offset-columns (issue 9)
+    classes: np.ndarray | None = None  # --target-columns names, sorted
 
 
 def _labels(frame, target, path) -> np.ndarray:
@@ -506,41 +508,62 @@ def load_training(
     impute=None,
     categorical=(),
     index_base="auto",
+    target_columns=None,
+    offset_columns=None,
 ) -> Loaded:
     """Read a training file: encoded features, target, sample weights and the :class:`DataSpec`."""
     fmt = detect_format(path, fmt)
+    if fmt == "libsvm" and (target_columns or offset_columns):
+        raise DataError("--target-columns and --offset-columns need a CSV or Parquet file")
     if fmt == "libsvm":
         X, y, base = read_libsvm(path, index_base=index_base)
         return Loaded(X, y, None, None, DataSpec("libsvm", None, [], base, X.shape[1]))
-    if target is None:
+    if target is None and not target_columns:
         raise DataError("--target is required for CSV and Parquet files")
     frame = read_frame(path, fmt)
     path = str(path)
-    _need_column(frame, target, "target", path)
+    if target is not None:
+        _need_column(frame, target, "target", path)
     if sample_weight is not None:
         _need_column(frame, sample_weight, "sample-weight", path)
     for name in [*(features or ()), *exclude, *categorical]:
         _need_column(frame, name, "feature", path)
-    skip = {target, sample_weight, *exclude}
+    extra = [*(target_columns or ()), *(offset_columns or ())]
+    skip = {target, sample_weight, *exclude, *extra}
     names = list(features) if features else [c for c in frame.columns if c not in skip]
     if target in names:
         raise DataError(f"the target column {target!r} cannot also be a feature")
+    if any(c in names for c in extra):
+        taken = next(c for c in extra if c in names)
+        raise DataError(f"the target/offset column {taken!r} cannot also be a feature")
     if not names:
         raise DataError(f"{path} has no feature columns besides the target")
     spec = DataSpec.from_frame(
         frame, names, target=target, impute=impute, categorical=set(categorical), path=path
     )
     X = spec.encode(frame, path)
-    y = _labels(frame, target, path)
+    from ._cli_targets import targets_and_offset
+
+    y = None if target is None else _labels(frame, target, path)
+    y, offset, classes = targets_and_offset(frame, y, target_columns, offset_columns, path)
     sw = None
     if sample_weight is not None:
         sw = _numeric_values(frame[sample_weight], sample_weight, path)
         if np.isnan(sw).any() or (sw < 0).any():
             raise DataError(f"{path}: sample weights must be non-negative numbers, no gaps")
-    return Loaded(X, y, sw, None, spec)
+    return Loaded(X, y, sw, None, spec, offset, classes)
 
 
-def load_for_model(path, spec: DataSpec, *, fmt=None, target=None, need_target=False, id_col=None):
+def load_for_model(
+    path,
+    spec: DataSpec,
+    *,
+    fmt=None,
+    target=None,
+    need_target=False,
+    id_col=None,
+    offset_columns=None,
+):
     """Read a file to predict or evaluate with a fitted model described by ``spec``.
 
     ``target`` defaults to the training target column; with ``need_target`` its absence is an
@@ -553,8 +576,8 @@ def load_for_model(path, spec: DataSpec, *, fmt=None, target=None, need_target=F
             "use a file of the same kind"
         )
     if fmt == "libsvm":
-        if id_col is not None:
-            raise DataError("--id needs a CSV or Parquet file (LIBSVM rows have no columns)")
+        if id_col is not None or offset_columns:
+            raise DataError("--id and --offset-columns need a CSV or Parquet file (no columns)")
         X, y, _ = read_libsvm(path, index_base=spec.index_base, n_features=spec.n_features)
         return Loaded(X, y, None, None, spec)
     frame = read_frame(path, fmt)
@@ -571,4 +594,7 @@ def load_for_model(path, spec: DataSpec, *, fmt=None, target=None, need_target=F
     if id_col is not None:
         _need_column(frame, id_col, "id", path)
         ids = frame[id_col]
-    return Loaded(spec.encode(frame, path), y, None, ids, spec)
+    from ._cli_targets import read_offset
+
+    offset = read_offset(frame, offset_columns, path)
+    return Loaded(spec.encode(frame, path), y, None, ids, spec, offset)
