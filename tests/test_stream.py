@@ -263,3 +263,43 @@ def test_stream_benchmark_smoke(tmp_path):
 
     rec = stream_bench.verify(1500, "lbfgs", 1e-8, tmp_path)
     assert rec["rel_diff_4096"] < 1e-8 and rec["rel_diff_65536"] < 1e-8
+
+
+def test_cli_streams_above_the_memory_budget(tmp_path, parquet_path, frame, capsys):
+    """`softmaxreg fit/predict` stream when the data exceed --memory-budget: same model."""
+    from softmaxreg import load_model
+    from softmaxreg._cli import main
+
+    common = [str(parquet_path), "--target", "label", "--exclude", "w", "--solver", "lbfgs",
+              "--tol", "1e-10"]
+    assert main(["fit", *common, "-o", str(tmp_path / "mem.softmaxreg")]) == 0
+    assert main(["fit", *common, "-o", str(tmp_path / "st.softmaxreg"), "--memory-budget",
+                 "1KB", "--checkpoint", str(tmp_path / "fit.ckpt")]) == 0
+    mem, st = load_model(tmp_path / "mem.softmaxreg"), load_model(tmp_path / "st.softmaxreg")
+    assert rel_diff(mem, st) < 1e-8
+    assert (tmp_path / "fit.ckpt").exists()
+    assert main(["fit", *common, "-o", str(tmp_path / "re.softmaxreg"), "--memory-budget", "1KB",
+                 "--checkpoint", str(tmp_path / "fit.ckpt"), "--resume"]) == 0
+    np.testing.assert_array_equal(coef_of(load_model(tmp_path / "re.softmaxreg")), coef_of(st))
+    capsys.readouterr()
+    model = str(tmp_path / "st.softmaxreg")
+    assert main(["predict", model, str(parquet_path), "--proba"]) == 0
+    in_memory = capsys.readouterr().out
+    assert main(["predict", model, str(parquet_path), "--proba", "--memory-budget", "1KB"]) == 0
+    streamed = capsys.readouterr().out
+    a = pd.read_csv(__import__("io").StringIO(in_memory))
+    b = pd.read_csv(__import__("io").StringIO(streamed))
+    assert list(a.columns) == list(b.columns) and len(a) == len(frame)
+    np.testing.assert_array_equal(a["prediction"], b["prediction"])
+    np.testing.assert_allclose(a.iloc[:, 1:], b.iloc[:, 1:], rtol=1e-12)
+    assert main(["fit", *common, "--resume"]) == 2  # --resume needs --checkpoint
+    assert main(["fit", *common, "--memory-budget", "lots"]) == 2
+
+
+def test_streamed_fit_refuses_target_matrix_options(tmp_path):
+    """classes= and offset= are in-memory features: a streamed fit says so, never drops them."""
+    path = tmp_path / "d.csv"
+    path.write_text("a,b,y\n0,1,u\n1,0,v\n1,1,u\n0,0,v\n")
+    source = CSVSource(path, target="y")
+    with pytest.raises(NotImplementedError, match="offset"):
+        SoftmaxRegression().fit(source, offset=np.zeros((4, 2)))

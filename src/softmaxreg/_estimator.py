@@ -381,6 +381,11 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
                 raise NotImplementedError(
                     "basis= and the penalties 'l1', 'elasticnet', 'group' need in-memory data."
                 )
+            if classes is not None or offset is not None:
+                raise NotImplementedError(
+                    "classes= and offset= (target matrices and offsets) need in-memory data; "
+                    "streamed and Dask fits take class labels from the target column."
+                )
             return fit_external(
                 self, X, y, sample_weight, checkpoint=checkpoint,
                 checkpoint_every=checkpoint_every, resume=resume,
