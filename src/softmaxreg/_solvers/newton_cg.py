@@ -47,7 +47,7 @@ def steihaug_cg(hessp, g, delta, rtol=0.1, max_cg=None, M=None, enough=None):
         dHd = d @ Hd
         alpha = zr / dHd if dHd > 0 else np.inf
         s_new = s + alpha * d if dHd > 0 else None
-        if dHd <= 0 or s_new @ (M * s_new) >= delta * delta:
+        if not dHd > 0 or s_new @ (M * s_new) >= delta * delta:
             tau = _to_boundary(s, d, delta, M)
             return s + tau * d, r - tau * Hd
         s = s_new
