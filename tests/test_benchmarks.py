@@ -115,3 +115,13 @@ def test_merge_combines_runs(tmp_path):
     )
     assert [r["problem"] for r in merged["problems"]] == ["a", "b"]
     assert "| b |" in (tmp_path / "m" / "results.md").read_text()
+
+
+def test_pass_counts_reach_both_levels():
+    from benchmarks.passes import passes
+
+    X, y = problems.planted_sparse(300, 20, 5, 3, seed=3)
+    tiny = problems.Problem("tiny", "tiny", lambda scale: (X.toarray(), y))
+    out = passes(tiny, 1.0, solvers=("newton-cg",))
+    hits = out["newton-cg"]
+    assert hits[1e-3] is not None and hits[1e-6] is not None and hits[1e-3] <= hits[1e-6]
