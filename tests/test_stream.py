@@ -270,16 +270,52 @@ def test_cli_streams_above_the_memory_budget(tmp_path, parquet_path, frame, caps
     from softmaxreg import load_model
     from softmaxreg._cli import main
 
-    common = [str(parquet_path), "--target", "label", "--exclude", "w", "--solver", "lbfgs",
-              "--tol", "1e-10"]
+    common = [
+        str(parquet_path),
+        "--target",
+        "label",
+        "--exclude",
+        "w",
+        "--solver",
+        "lbfgs",
+        "--tol",
+        "1e-10",
+    ]
     assert main(["fit", *common, "-o", str(tmp_path / "mem.softmaxreg")]) == 0
-    assert main(["fit", *common, "-o", str(tmp_path / "st.softmaxreg"), "--memory-budget",
-                 "1KB", "--checkpoint", str(tmp_path / "fit.ckpt")]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                *common,
+                "-o",
+                str(tmp_path / "st.softmaxreg"),
+                "--memory-budget",
+                "1KB",
+                "--checkpoint",
+                str(tmp_path / "fit.ckpt"),
+            ]
+        )
+        == 0
+    )
     mem, st = load_model(tmp_path / "mem.softmaxreg"), load_model(tmp_path / "st.softmaxreg")
     assert rel_diff(mem, st) < 1e-8
     assert (tmp_path / "fit.ckpt").exists()
-    assert main(["fit", *common, "-o", str(tmp_path / "re.softmaxreg"), "--memory-budget", "1KB",
-                 "--checkpoint", str(tmp_path / "fit.ckpt"), "--resume"]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                *common,
+                "-o",
+                str(tmp_path / "re.softmaxreg"),
+                "--memory-budget",
+                "1KB",
+                "--checkpoint",
+                str(tmp_path / "fit.ckpt"),
+                "--resume",
+            ]
+        )
+        == 0
+    )
     np.testing.assert_array_equal(coef_of(load_model(tmp_path / "re.softmaxreg")), coef_of(st))
     capsys.readouterr()
     model = str(tmp_path / "st.softmaxreg")

@@ -246,8 +246,24 @@ def _add_fit(subparsers, common):
     )
     p.add_argument("--seed", type=int, default=0, help="random seed of the held-out split")
     p.add_argument("--json", action="store_true", help="print the fit report as JSON")
+    _streaming_options(p)
+    p.add_argument(
+        "--checkpoint", metavar="PATH", help="write the solver state to PATH (atomically) as "
+        "the fit goes (solvers lbfgs/auto, sgd, adam)"
+    )
+    p.add_argument(
+        "--resume", action="store_true", help="continue the fit from the --checkpoint file"
+    )
     _format_option(p)
     add_estimator_options(p)
+
+
+def _streaming_options(p):
+    p.add_argument(
+        "--memory-budget", metavar="SIZE", default=None,
+        help="stream CSV/Parquet data (in row blocks, exactly) when its in-memory form would "
+        "exceed SIZE, e.g. 512MB or 4GB (default: half the available memory)",
+    )
 
 
 def _add_predict_like(subparsers, common):
@@ -268,6 +284,7 @@ def _add_predict_like(subparsers, common):
         help="logit offsets, in the same column order as for `fit` (default: none)",
     )
     _format_option(p)
+    _streaming_options(p)
 
     for name, text in (
         (
@@ -396,6 +413,15 @@ def _check_usage(args) -> None:
             fmt = None  # reported as a data error when the file is read
         if fmt in ("csv", "parquet"):
             raise UsageError("--target COL is required for CSV and Parquet data")
+    if args.command == "fit" and args.resume and not args.checkpoint:
+        raise UsageError("--resume needs --checkpoint PATH")
+    if getattr(args, "memory_budget", None):
+        from ._stream_cli import parse_size
+
+        try:
+            parse_size(args.memory_budget)
+        except ValueError as exc:
+            raise UsageError(f"--memory-budget: {exc}") from None
     if args.command == "gradcheck" and not args.threshold > 0:
         raise UsageError("--threshold must be positive")
 

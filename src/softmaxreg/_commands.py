@@ -103,6 +103,8 @@ def fit_data(args, data, *, test_size=None, seed=0):
     model = SoftmaxRegression(**_cli.estimator_kwargs(args))
     start = time.perf_counter()
     classes = getattr(data, "classes", None)
+    if getattr(args, "checkpoint", None):  # --checkpoint PATH [--resume]
+        extra = {**extra, "checkpoint": args.checkpoint, "resume": bool(args.resume)}
     model.fit(X, y, **extra, **({} if classes is None else {"classes": classes}))
     elapsed = time.perf_counter() - start
     report = {
@@ -124,26 +126,34 @@ def _default_model_path(data_path) -> Path:
 
 
 def cmd_fit(args) -> int:
-    data = load_training(
-        args.data,
-        target=args.target,
-        fmt=args.format,
-        features=args.features,
-        exclude=args.exclude,
-        sample_weight=args.sample_weight,
-        target_columns=args.target_columns,
-        offset_columns=args.offset_columns,
-        impute=args.impute,
-        categorical=args.categorical,
-        index_base=args.index_base if args.index_base == "auto" else int(args.index_base),
-    )
-    _log(args, f"read {args.data}: {len(data.y)} rows, {data.X.shape[1]} features")
-    model, report = fit_data(args, data, test_size=args.test_size, seed=args.seed)
+    from ._io import detect_format
+    from ._stream_cli import fit_streamed, wants_streaming
+
+    if wants_streaming(args, detect_format(args.data, args.format)):
+        _log(args, f"{args.data} exceeds the memory budget: fitting it streamed, exactly")
+        model, report, spec = fit_streamed(args, _cli.estimator_kwargs(args))
+    else:
+        data = load_training(
+            args.data,
+            target=args.target,
+            fmt=args.format,
+            features=args.features,
+            exclude=args.exclude,
+            sample_weight=args.sample_weight,
+            target_columns=args.target_columns,
+            offset_columns=args.offset_columns,
+            impute=args.impute,
+            categorical=args.categorical,
+            index_base=args.index_base if args.index_base == "auto" else int(args.index_base),
+        )
+        _log(args, f"read {args.data}: {len(data.y)} rows, {data.X.shape[1]} features")
+        model, report = fit_data(args, data, test_size=args.test_size, seed=args.seed)
+        spec = data.spec
     out = Path(args.output) if args.output else _default_model_path(args.data)
     report["model"] = str(out)
     if args.target_columns:
         report["target_columns"] = list(args.target_columns)  # their order, for predict
-    save_model(model, out, metadata={SPEC_KEY: data.spec.to_dict(), "fit_report": report})
+    save_model(model, out, metadata={SPEC_KEY: spec.to_dict(), "fit_report": report})
     _json(report) if args.json else print(format_fit_report(report))
     _log(args, f"wrote the model to {out}")
     return 0
@@ -202,6 +212,16 @@ def write_table(frame, path) -> None:
 
 def cmd_predict(args) -> int:
     model, spec = load_cli_model(args.model)
+    from ._io import detect_format
+    from ._stream_cli import predict_streamed, wants_streaming
+
+    if (
+        spec.format == "table"
+        and not args.offset_columns
+        and wants_streaming(args, detect_format(args.data, args.format))
+    ):
+        predict_streamed(args, model, spec)  # in batches: the file exceeds the memory budget
+        return 0
     data = load_for_model(
         args.data, spec, fmt=args.format, id_col=args.id, offset_columns=args.offset_columns
     )

@@ -73,7 +73,10 @@ def wants_streaming(args, fmt: str) -> bool:
         return False
     budget = getattr(args, "memory_budget", None)
     budget = parse_size(budget) if budget else default_memory_budget()
-    return in_memory_bytes(args.data, fmt) > budget
+    try:
+        return in_memory_bytes(args.data, fmt) > budget
+    except (OSError, ValueError):  # unreadable: the in-memory reader reports it clearly
+        return False
 
 
 def _batch_rows(args, n_features: int) -> int:
@@ -89,10 +92,17 @@ def fit_streamed(args, estimator_kwargs: dict):
     from ._report import certificate
     from ._stream import open_source
 
-    if args.categorical or args.impute or args.test_size is not None:
+    extras = ("target_columns", "offset_columns")
+    if (
+        args.categorical
+        or args.impute
+        or args.test_size is not None
+        or any(getattr(args, name, None) for name in extras)
+    ):
         raise DataError(
             f"{args.data} is larger than the memory budget, so it is streamed, and "
-            "--categorical, --impute and --test-size need it in memory: raise --memory-budget "
+            "--categorical, --impute, --test-size, --target-columns and --offset-columns need "
+            "it in memory: raise --memory-budget "
             "or prepare the file (numeric columns, no missing values)"
         )
     if args.target is None:
