@@ -131,7 +131,7 @@ def minimize(oracle, coef0, *, tol, max_iter, callback=None, precondition=True):
             accept = actred > ETA0 * prered
         if accept:
             w, f, g, hessp = w + s, fnew, gnew, hessp_new
-            if precondition:
+            if precondition and not stop.done(g):  # no use for it after the last step
                 M_new = _preconditioner(oracle, w, Q)
                 delta *= np.sqrt(np.median(M_new / M))
                 M = M_new
