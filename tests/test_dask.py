@@ -141,3 +141,15 @@ def test_worker_killed_mid_fit_is_survived(monkeypatch):
         cluster.close()
     assert killed
     assert rel_diff(ref, model) < 1e-8
+
+
+def test_importing_softmaxreg_does_not_import_dask():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np, softmaxreg; "
+        "softmaxreg.SoftmaxRegression().fit(np.eye(4), [0, 1, 0, 1]); "
+        "assert not any(m == 'dask' or m.startswith('dask.') for m in sys.modules), 'dask'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
