@@ -136,7 +136,16 @@ class DaskSource:
         """``sum(fn(block, i))`` over the partitions: one ``dask.compute``, summed here."""
         task = dask.delayed(_block_tuple, pure=False)
         parts = [task(fn, X, c, w, self.class_weight, i) for i, (X, c, w) in enumerate(self._parts)]
-        (total,) = dask.compute(dask.delayed(_sum_parts)(parts))
+        try:
+            (total,) = dask.compute(dask.delayed(_sum_parts)(parts))
+        except Exception as exc:
+            if type(exc).__name__ != "KilledWorker":
+                raise
+            raise RuntimeError(
+                "Dask workers kept dying while computing a pass over the data (distributed "
+                "gave up after its allowed retries, distributed.scheduler.allowed-failures); "
+                "the fit stopped without a result. Check the workers' memory limits and logs."
+            ) from exc
         return total
 
     def __repr__(self) -> str:
