@@ -153,3 +153,25 @@ def test_importing_softmaxreg_does_not_import_dask():
         "assert not any(m == 'dask' or m.startswith('dask.') for m in sys.modules), 'dask'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def _die(block, index):
+    os._exit(1)  # the worker process dies while computing a block
+
+
+def test_workers_that_keep_dying_fail_clearly():
+    """After distributed's allowed retries the fit raises a clear error, never a result."""
+    import dask
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        cluster = distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0"
+        )
+    try:
+        with distributed.Client(cluster):
+            X, y, _ = data(n=200)
+            src = sdask.DaskSource(da.from_array(X, chunks=100), da.from_array(y, chunks=100))
+            with pytest.raises(RuntimeError, match="workers kept dying"):
+                src.map_reduce(_die)
+    finally:
+        cluster.close()
