@@ -94,8 +94,12 @@ def add_estimator_options(p) -> None:
     )
     g.add_argument("--max-iter", type=int, default=100, help="solver iterations (default 100)")
     g.add_argument("--no-intercept", action="store_true", help="fit without intercepts")
-    g.add_argument("--basis", default=None, metavar="SPEC",
-                   help="basis functions phi: poly:D, rbf:N, fourier:N or spline:N")
+    g.add_argument(
+        "--basis",
+        default=None,
+        metavar="SPEC",
+        help="basis functions phi: poly:D, rbf:N, fourier:N or spline:N",
+    )
     g.add_argument(
         "--class-weight",
         choices=["balanced"],
@@ -248,8 +252,10 @@ def _add_fit(subparsers, common):
     p.add_argument("--json", action="store_true", help="print the fit report as JSON")
     _streaming_options(p)
     p.add_argument(
-        "--checkpoint", metavar="PATH", help="write the solver state to PATH (atomically) as "
-        "the fit goes (solvers lbfgs/auto, sgd, adam)"
+        "--checkpoint",
+        metavar="PATH",
+        help="write the solver state to PATH (atomically) as "
+        "the fit goes (solvers lbfgs/auto, sgd, adam)",
     )
     p.add_argument(
         "--resume", action="store_true", help="continue the fit from the --checkpoint file"
@@ -260,7 +266,9 @@ def _add_fit(subparsers, common):
 
 def _streaming_options(p):
     p.add_argument(
-        "--memory-budget", metavar="SIZE", default=None,
+        "--memory-budget",
+        metavar="SIZE",
+        default=None,
         help="stream CSV/Parquet data (in row blocks, exactly) when its in-memory form would "
         "exceed SIZE, e.g. 512MB or 4GB (default: half the available memory)",
     )

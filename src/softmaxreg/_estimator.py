@@ -255,10 +255,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             raise ValueError(f"max_iter must be a positive integer, got {self.max_iter!r}.")
         known = {**SOLVERS, **PROX_SOLVERS, **STOCHASTIC_SOLVERS}
         if self.solver != "auto" and self.solver not in known:
-            raise ValueError(
-                f"solver must be one of {['auto', *known]}, "
-                f"got {self.solver!r}."
-            )
+            raise ValueError(f"solver must be one of {['auto', *known]}, got {self.solver!r}.")
 
     def _encode_labels(self, y):
         mixed = _mixed_labels(y)
@@ -295,9 +292,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
 
     def _make_objective(self, X, codes, sw, offset=None) -> Objective:
         n_classes = self.classes_.size
-        l2 = split_penalty(
-            self.penalty, self.C, self.l1_ratio, self.penalty_factor, X.shape[1]
-        )[0]
+        l2 = split_penalty(self.penalty, self.C, self.l1_ratio, self.penalty_factor, X.shape[1])[0]
         # Binary fits are scikit-learn's binary logistic model; unpenalised multiclass fits
         # fix a reference class so that the Hessian is non-singular (see the Conventions).
         reference = n_classes == 2 or self.penalty is None
@@ -332,8 +327,16 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         return callback
 
     def fit(
-        self, X, y=None, sample_weight=None, *, classes=None, offset=None, checkpoint=None,
-        checkpoint_every=1, resume=True,
+        self,
+        X,
+        y=None,
+        sample_weight=None,
+        *,
+        classes=None,
+        offset=None,
+        checkpoint=None,
+        checkpoint_every=1,
+        resume=True,
     ):
         """Fit the model.
 
@@ -387,8 +390,13 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
                     "streamed and Dask fits take class labels from the target column."
                 )
             return fit_external(
-                self, X, y, sample_weight, checkpoint=checkpoint,
-                checkpoint_every=checkpoint_every, resume=resume,
+                self,
+                X,
+                y,
+                sample_weight,
+                checkpoint=checkpoint,
+                checkpoint_every=checkpoint_every,
+                resume=resume,
             )
         self._check_params()
         if is_target_matrix(y):
@@ -415,8 +423,12 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             result = solve_nonsmooth(self, objective, self._initial_coef(objective))
         else:
             result = solve_for(
-                self, objective, self._initial_coef(objective), checkpoint=checkpoint,
-                checkpoint_every=checkpoint_every, resume=resume,
+                self,
+                objective,
+                self._initial_coef(objective),
+                checkpoint=checkpoint,
+                checkpoint_every=checkpoint_every,
+                resume=resume,
             )
         if not result.converged:
             warnings.warn(
@@ -432,8 +444,15 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         return self
 
     def inference(
-        self, X, y, sample_weight=None, *, cov_type="nonrobust", groups=None,
-        reference_class=None, offset=None,
+        self,
+        X,
+        y,
+        sample_weight=None,
+        *,
+        cov_type="nonrobust",
+        groups=None,
+        reference_class=None,
+        offset=None,
     ) -> InferenceResults:
         """Standard errors, tests and intervals of an unpenalised fit (statsmodels ``MNLogit``).
 
@@ -456,8 +475,14 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         InferenceResults
         """
         return estimator_inference(
-            self, X, y, sample_weight, cov_type=cov_type, groups=groups,
-            reference_class=reference_class, offset=offset,
+            self,
+            X,
+            y,
+            sample_weight,
+            cov_type=cov_type,
+            groups=groups,
+            reference_class=reference_class,
+            offset=offset,
         )
 
     def _partial_fit(self, X, y, classes=None, sample_weight=None):
@@ -499,9 +524,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     # -- prediction ----------------------------------------------------------------------
     def _validate_X(self, X):
         check_is_fitted(self)
-        X = _validate_data(
-            self, X, reset=False, accept_sparse=["csr", "csc", "coo"], dtype=_FLOATS
-        )
+        X = _validate_data(self, X, reset=False, accept_sparse=["csr", "csc", "coo"], dtype=_FLOATS)
         return apply_basis(self, X)
 
     def _logits(self, X, offset=None) -> np.ndarray:
