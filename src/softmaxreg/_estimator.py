@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -14,13 +13,13 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from ._basis import apply_basis, fit_basis
-from ._exceptions import ConvergenceWarning
 from ._external import (
     fit_external,
     is_dask_collection,
     is_source,
     predict_external,
     solve_for,
+    warn_not_converged,
 )
 from ._inference import InferenceResults, estimator_inference
 from ._objective import Objective
@@ -430,15 +429,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
                 checkpoint_every=checkpoint_every,
                 resume=resume,
             )
-        if not result.converged:
-            warnings.warn(
-                f"SoftmaxRegression did not converge ({result.message}; gradient norm "
-                f"{result.grad_norm:.3g} > {result.gtol:.3g} after {result.n_iter} iterations). "
-                "Increase max_iter, standardise the features, add a penalty (smaller C), "
-                "or try another solver.",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
+        warn_not_converged(result, stacklevel=3)
         self._store(objective, result, X.dtype)
         check_separation(self, objective)  # unpenalised fits: SeparationWarning (issue 4)
         return self

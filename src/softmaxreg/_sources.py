@@ -23,7 +23,7 @@ from functools import lru_cache
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["ArraySource", "Block", "default_block_rows", "sum_tuples"]
+__all__ = ["ArraySource", "Block", "checked_class_weight", "default_block_rows", "sum_tuples"]
 
 
 @dataclass(frozen=True)
@@ -160,3 +160,11 @@ MAP_THREADS = min(4, os.cpu_count() or 1)
 @lru_cache(maxsize=4)
 def _pool(threads: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="softmaxreg")
+
+
+def checked_class_weight(class_weight, n_classes: int) -> np.ndarray:
+    """Class weights of shape (n_classes,) as float64, checked non-negative and finite."""
+    cw = np.asarray(class_weight, dtype=np.float64)
+    if cw.shape != (n_classes,) or np.any(cw < 0) or not np.all(np.isfinite(cw)):
+        raise ValueError("class_weight must be non-negative and finite, one per class.")
+    return cw

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ._sources import Block, default_block_rows, sum_tuples
+from ._sources import Block, checked_class_weight, default_block_rows, sum_tuples
 
 __all__ = ["CSVSource", "ParquetSource", "iter_tables", "open_source"]
 
@@ -238,11 +238,8 @@ class _FileSource:
     # -- class weights ---------------------------------------------------------------------
     def set_class_weight(self, class_weight) -> None:
         """Multiply each class's sample weights by ``class_weight[k]`` (shape (n_classes,))."""
-        cw = np.asarray(class_weight, dtype=np.float64)
-        if cw.shape != (self.n_classes,) or np.any(cw < 0) or not np.all(np.isfinite(cw)):
-            raise ValueError("class_weight must be non-negative and finite, one per class.")
-        self.class_weight = cw
-        self.weight_sum = float(cw @ self.class_weight_sums)
+        self.class_weight = checked_class_weight(class_weight, self.n_classes)
+        self.weight_sum = float(self.class_weight @ self.class_weight_sums)
 
     # -- blocks ----------------------------------------------------------------------------
     def _decode(self, table, start) -> tuple:

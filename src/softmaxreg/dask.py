@@ -28,7 +28,7 @@ import dask.array as da
 import dask.dataframe as dd
 import numpy as np
 
-from ._sources import Block, sum_tuples
+from ._sources import Block, checked_class_weight, sum_tuples
 
 __all__ = ["DaskSource", "fit_dask", "predict"]
 
@@ -126,11 +126,8 @@ class DaskSource:
 
     def set_class_weight(self, class_weight) -> None:
         """Multiply each class's sample weights by ``class_weight[k]`` (shape (n_classes,))."""
-        cw = np.asarray(class_weight, dtype=np.float64)
-        if cw.shape != (self.n_classes,) or np.any(cw < 0) or not np.all(np.isfinite(cw)):
-            raise ValueError("class_weight must be non-negative and finite, one per class.")
-        self.class_weight = cw
-        self.weight_sum = float(cw @ self.class_weight_sums)
+        self.class_weight = checked_class_weight(class_weight, self.n_classes)
+        self.weight_sum = float(self.class_weight @ self.class_weight_sums)
 
     def map_reduce(self, fn) -> tuple:
         """``sum(fn(block, i))`` over the partitions: one ``dask.compute``, summed here."""
