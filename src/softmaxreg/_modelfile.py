@@ -23,15 +23,9 @@ Each format version keeps its own loader in ``_LOADERS``, so old files keep load
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import hashlib
-import io
 import json
-import os
 import re
-import stat
-import tempfile
 import tokenize
 import warnings
 import zipfile
@@ -40,16 +34,29 @@ from pathlib import Path
 
 import numpy as np
 
+from ._safezip import (
+    _ARRAY_KINDS,
+    _MANIFEST,
+    ModelFileError,
+    _dec,
+    _enc,
+    _json_bytes,
+    _json_load,
+    _open_archive,
+    _typed,
+    _Unencodable,
+    _V1Reader,
+    _write_archive,
+    _Writer,
+    atomic_write,
+)
+
 __all__ = ["FORMAT_VERSION", "ModelFileError", "atomic_write", "load_model", "save_model"]
 
 FORMAT_NAME = "softmaxreg-model"
 FORMAT_VERSION = 1
-_MANIFEST = "manifest.json"
 _MODEL = "model.json"
-_ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed, so the same model always gives the same bytes
-_ARRAY_KINDS = "biuf"  # bool, signed and unsigned integers, floats: never objects
 _CLASS_KINDS = "biufUO"
-_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,99}$")
 _ATTR_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,99}_$")
 # Fitted attributes handled explicitly; any other public ``name_`` attribute is saved generically.
 _KNOWN = {
@@ -84,151 +91,7 @@ _READ_ERRORS = (
 )
 
 
-class ModelFileError(ValueError):
-    """A model file is damaged, tampered with, of an unknown version or not a model file."""
-
-
-# -- atomic writes ---------------------------------------------------------------------------
-@contextlib.contextmanager
-def atomic_write(path, mode: str = "wb"):
-    """Open a temporary file next to ``path``; on success move it over ``path`` (``os.replace``).
-
-    On any exception the temporary file is removed and ``path`` is left as it was.
-
-    Parameters
-    ----------
-    path : str or path-like
-        The destination.
-    mode : {"wb", "w"}
-        Binary or text (UTF-8) mode.
-    """
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise FileNotFoundError(
-            f"Cannot write {str(path)!r}: directory {str(directory)!r} does not exist."
-        )
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-# -- tagged JSON values ------------------------------------------------------------------------
-class _Unencodable(TypeError):
-    pass
-
-
-def _enc(value):
-    """A JSON value for ``value``; tuples, non-string dict keys and non-finite floats are tagged."""
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, np.generic) and value.dtype.kind in "biufU":
-        value = value.item()
-        return _enc(value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return value if np.isfinite(value) else {"$float": repr(value)}
-    if isinstance(value, list):
-        return [_enc(v) for v in value]
-    if isinstance(value, tuple):
-        return {"$tuple": [_enc(v) for v in value]}
-    if isinstance(value, dict):
-        if all(isinstance(k, str) and not k.startswith("$") for k in value):
-            return {k: _enc(v) for k, v in value.items()}
-        return {"$dict": [[_enc(k), _enc(v)] for k, v in value.items()]}
-    if isinstance(value, np.ndarray) and value.dtype == object and value.ndim == 1:
-        return {"$objects": [_enc(v) for v in value.tolist()]}
-    raise _Unencodable(f"{type(value).__name__} is not JSON-encodable")
-
-
-def _dec(value):
-    """Inverse of :func:`_enc`; raises ``ValueError`` on anything it did not write."""
-    if value is None or isinstance(value, (bool, str, int, float)):
-        return value
-    if isinstance(value, list):
-        return [_dec(v) for v in value]
-    if isinstance(value, dict):
-        if len(value) == 1 and "$float" in value:
-            if value["$float"] not in ("nan", "inf", "-inf"):
-                raise ValueError(f"bad tagged float {value['$float']!r}")
-            return float(value["$float"])
-        if len(value) == 1 and "$tuple" in value:
-            return tuple(_dec(v) for v in _typed(value["$tuple"], list, "$tuple"))
-        if len(value) == 1 and "$objects" in value:
-            items = [_dec(v) for v in _typed(value["$objects"], list, "$objects")]
-            array = np.empty(len(items), dtype=object)
-            array[:] = items
-            return array
-        if len(value) == 1 and "$dict" in value:
-            return {_hashable(_dec(k)): _dec(v) for k, v in _typed(value["$dict"], list, "$dict")}
-        if any(k.startswith("$") for k in value):
-            raise ValueError(f"unknown tag in {sorted(value)!r}")
-        return {k: _dec(v) for k, v in value.items()}
-    raise ValueError(f"unexpected JSON value of type {type(value).__name__}")
-
-
-def _hashable(key):
-    if isinstance(key, (list, dict)):
-        raise ValueError("a dict key in the file is not hashable")
-    return key
-
-
-def _typed(value, kind, what):
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ValueError(f"{what} should be of type {kind.__name__}, got {type(value).__name__}")
-    return value
-
-
-def _json_bytes(obj) -> bytes:
-    return json.dumps(obj, allow_nan=False, sort_keys=True, indent=1).encode("utf-8")
-
-
-def _reject_constant(name):
-    raise ValueError(f"non-standard JSON constant {name}")
-
-
-def _json_load(data: bytes):
-    return json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
-
-
 # -- saving --------------------------------------------------------------------------------
-def _npy_bytes(array: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.lib.format.write_array(buf, np.asarray(array), allow_pickle=False)
-    return buf.getvalue()
-
-
-class _Writer:
-    """Collects the entries of a model file and the array table of ``model.json``."""
-
-    def __init__(self):
-        self.entries: dict[str, bytes] = {}
-        self.table: dict[str, dict] = {}
-
-    def array(self, key: str, array) -> str:
-        array = np.asarray(array)
-        if array.dtype.kind not in _ARRAY_KINDS:
-            raise _Unencodable(f"array {key!r} has dtype {array.dtype}, not a numeric dtype")
-        # Plain keys name their entry; others (e.g. "basis/0/attr.mean_") get a numbered one.
-        plain = _NAME_RE.match(key) and f"arrays/{key}.npy" not in self.entries
-        name = f"arrays/{key}.npy" if plain else f"arrays/{len(self.entries):04d}.npy"
-        self.entries[name] = _npy_bytes(array)
-        self.table[key] = {"entry": name, "dtype": array.dtype.str, "shape": list(array.shape)}
-        return key
-
-
 def _encode_classes(classes: np.ndarray) -> dict:
     classes = np.asarray(classes)
     if classes.dtype.kind not in _CLASS_KINDS:
@@ -437,82 +300,15 @@ def save_model(model, path, *, metadata: dict | None = None) -> None:
 def _write_zip(path, entries: dict[str, bytes]) -> None:
     from . import __version__
 
-    manifest = {
+    header = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "softmaxreg_version": __version__,
-        "entries": {
-            name: {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
-            for name, data in entries.items()
-        },
     }
-    with atomic_write(path, "wb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as zf:
-        for name, data in [(_MANIFEST, _json_bytes(manifest)), *entries.items()]:
-            info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
-            info.external_attr = (stat.S_IFREG | 0o644) << 16
-            zf.writestr(info, data)
+    _write_archive(path, header, entries)
 
 
 # -- loading -------------------------------------------------------------------------------
-def _check_member(info: zipfile.ZipInfo, seen: set) -> None:
-    name = info.filename
-    parts = name.split("/")
-    if (
-        not name
-        or name.startswith(("/", "\\"))
-        or "\\" in name
-        or ":" in name
-        or any(p in ("", ".", "..") for p in parts)
-    ):
-        raise ModelFileError(f"Unsafe entry name {name!r} in the model file (path traversal).")
-    mode = info.external_attr >> 16
-    if stat.S_ISLNK(mode) or info.is_dir():
-        raise ModelFileError(f"Entry {name!r} in the model file is a link or a directory.")
-    if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
-        raise ModelFileError(f"Entry {name!r} is compressed or encrypted; model files are not.")
-    if name in seen:
-        raise ModelFileError(f"Entry {name!r} appears twice in the model file.")
-    seen.add(name)
-
-
-def _not_a_model(data: bytes, path) -> ModelFileError:
-    if data[:1] == b"\x80" or data[:1] in (b"(", b"c", b"]", b"}"):
-        return ModelFileError(
-            f"{str(path)!r} looks like a Python pickle, not a softmaxreg model file; softmaxreg "
-            "never loads pickles (they can run arbitrary code)."
-        )
-    return ModelFileError(f"{str(path)!r} is not a softmaxreg model file (not a zip archive).")
-
-
-def _open_archive(data: bytes, path) -> dict[str, bytes]:
-    """The verified entries of a model file (manifest checked, checksums verified)."""
-    if not data.startswith(b"PK\x03\x04"):
-        raise _not_a_model(data, path)
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        infos = zf.infolist()
-        seen: set = set()
-        for info in infos:
-            _check_member(info, seen)
-        if _MANIFEST not in seen:
-            raise ModelFileError(f"{str(path)!r} has no manifest: not a softmaxreg model file.")
-        manifest = _check_manifest(_json_load(zf.read(_MANIFEST)), path)
-        listed = set(manifest["entries"])
-        if seen != listed | {_MANIFEST}:
-            extra, missing = sorted(seen - listed - {_MANIFEST}), sorted(listed - seen)
-            raise ModelFileError(
-                f"The model file's entries do not match its manifest (unexpected: {extra}, "
-                f"missing: {missing})."
-            )
-        entries = {}
-        for name, expected in manifest["entries"].items():
-            blob = zf.read(name)
-            if hashlib.sha256(blob).hexdigest() != expected.get("sha256"):
-                raise ModelFileError(f"Checksum mismatch for entry {name!r}: the file is damaged.")
-            entries[name] = blob
-    entries[_MANIFEST] = manifest
-    return entries
-
-
 def _check_manifest(manifest, path) -> dict:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
         raise ModelFileError(f"{str(path)!r} is not a softmaxreg model file (unknown format).")
@@ -560,7 +356,7 @@ def load_model(path):
     """
     data = Path(path).read_bytes()
     try:
-        entries = _open_archive(data, path)
+        entries = _open_archive(data, path, _check_manifest)
         version = entries[_MANIFEST]["format_version"]
         return _LOADERS[version](entries)
     except ModelFileError:
@@ -573,60 +369,6 @@ def load_model(path):
 
 
 # -- format version 1 ------------------------------------------------------------------------
-def _read_npy(blob: bytes, key) -> np.ndarray:
-    """An ``.npy`` entry as an array, checking its header before allocating anything.
-
-    ``np.load`` would allocate the shape the header claims before noticing the data is short;
-    here the claimed size must equal the bytes present, and object dtypes are refused.
-    """
-    fp = io.BytesIO(blob)
-    version = np.lib.format.read_magic(fp)
-    if version == (1, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_1_0(fp)
-    elif version == (2, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp)
-    else:
-        raise ModelFileError(f"Array {key!r} has an unsupported .npy version {version}.")
-    if dtype.kind not in _ARRAY_KINDS or dtype.hasobject or dtype.fields is not None:
-        raise ModelFileError(f"Array {key!r} has a forbidden dtype {dtype}.")
-    count = 1
-    for n in shape:
-        count *= int(n)
-    offset = fp.tell()
-    if count * dtype.itemsize != len(blob) - offset:
-        raise ModelFileError(
-            f"Array {key!r} claims shape {shape} but holds {len(blob) - offset} bytes of data."
-        )
-    flat = np.frombuffer(blob, dtype=dtype, count=count, offset=offset)
-    return flat.reshape(shape, order="F" if fortran else "C").copy(order="K")
-
-
-class _V1Reader:
-    """Reads the arrays of a version-1 file through its array table, checking each one."""
-
-    def __init__(self, entries: dict, table):
-        self.entries = entries
-        self.table = _typed(table, dict, "arrays")
-
-    def array(self, key) -> np.ndarray:
-        spec = _typed(self.table.get(key), dict, f"array table entry {key!r}")
-        blob = self.entries.get(spec.get("entry"))
-        if not isinstance(blob, bytes) or not spec["entry"].endswith(".npy"):
-            raise ModelFileError(f"Array {key!r} is missing from the model file.")
-        array = _read_npy(blob, key)
-        if array.dtype.str != spec.get("dtype") or list(array.shape) != spec.get("shape"):
-            raise ModelFileError(
-                f"Array {key!r} has dtype {array.dtype.str} and shape {list(array.shape)}, "
-                f"but the model file declares {spec.get('dtype')} and {spec.get('shape')}."
-            )
-        return array
-
-    def value(self, encoded):
-        if isinstance(encoded, dict) and set(encoded) == {"$array"}:
-            return self.array(encoded["$array"])
-        return _dec(encoded)
-
-
 def _decode_classes(spec) -> np.ndarray:
     spec = _typed(spec, dict, "classes")
     values = [_dec(v) for v in _typed(spec.get("values"), list, "classes.values")]
