@@ -53,36 +53,36 @@ def _full(coef, intercept, n_classes):
     return coef, intercept
 
 
-def _softmaxreg(solver):
+def _estimator_adapter(make, solver):
+    """One adapter shape for every scikit-learn-style estimator: ``make(C, solver, **kw)``."""
+
     def fit(X, y, *, C, tol=None, max_iter=None):
-        from softmaxreg import SoftmaxRegression
-
-        kw = {}
-        if tol is not None:
-            kw["tol"] = tol
-        if max_iter is not None:
-            kw["max_iter"] = max_iter
-        m = SoftmaxRegression(C=C, solver=solver, **kw).fit(X, y)
-        coef, intercept = _full(m.coef_, m.intercept_, m.classes_.size)
-        return Fitted(coef, intercept, int(m.n_iter_[0]))
-
-    return fit
-
-
-def _sklearn(solver):
-    def fit(X, y, *, C, tol=None, max_iter=None):
-        from sklearn.linear_model import LogisticRegression
-
-        kw = {}
-        if tol is not None:
-            kw["tol"] = tol
-        if max_iter is not None:
-            kw["max_iter"] = max_iter
-        m = LogisticRegression(C=C, solver=solver, **kw).fit(X, y)
+        kw = {k: v for k, v in {"tol": tol, "max_iter": max_iter}.items() if v is not None}
+        m = make(C=C, solver=solver, **kw).fit(X, y)
         coef, intercept = _full(m.coef_, m.intercept_, m.classes_.size)
         return Fitted(coef, intercept, int(np.max(m.n_iter_)))
 
     return fit
+
+
+def _softmaxreg_estimator(**kw):
+    from softmaxreg import SoftmaxRegression
+
+    return SoftmaxRegression(**kw)
+
+
+def _sklearn_estimator(**kw):
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(**kw)
+
+
+def _softmaxreg(solver):
+    return _estimator_adapter(_softmaxreg_estimator, solver)
+
+
+def _sklearn(solver):
+    return _estimator_adapter(_sklearn_estimator, solver)
 
 
 def _torch_lbfgs(X, y, *, C, tol=None, max_iter=None):
