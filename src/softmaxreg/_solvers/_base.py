@@ -124,6 +124,19 @@ class Stopping:
         self.history: list[dict] = []
         self._t0 = time.perf_counter()
 
+    @classmethod
+    def resumed(cls, oracle, tol, g, callback, state) -> Stopping:
+        """The record of a checkpointed run: its threshold and history, its evaluation counts
+        added to ``oracle``'s, so a resumed run reports what an uninterrupted one would."""
+        stop = cls(oracle, tol, g, oracle.dtype, callback)
+        stop.gtol = float(state["gtol"])
+        stop.history = [dict(row) for row in state["history"]]
+        counts = state.get("counts", [0, 0, 0])
+        for name, c in zip(("n_fun", "n_grad", "n_hessp"), counts, strict=True):
+            if hasattr(oracle, name):
+                setattr(oracle, name, getattr(oracle, name) + int(c))
+        return stop
+
     def norm(self, g) -> float:
         """The certificate's gradient norm: ``max |g / scale|``."""
         return float(np.max(np.abs(g / self.scale), initial=0.0))

@@ -124,11 +124,7 @@ def _resume(init, resume, oracle, tol, callback):
         k: (np.array(resume[k]) if isinstance(resume[k], np.ndarray) else resume[k]) for k in keys
     }
     g = np.array(resume["g"], dtype=np.float64)
-    stop = Stopping(oracle, tol, g, oracle.dtype, callback)
-    stop.gtol = float(resume["gtol"])
-    stop.history = [dict(row) for row in resume["history"]]
-    for attr, c in zip(("n_fun", "n_grad", "n_hessp"), resume["counts"], strict=True):
-        setattr(oracle, attr, getattr(oracle, attr, 0) + int(c))
+    stop = Stopping.resumed(oracle, tol, g, callback, resume)
     return state, float(resume["f"]), g, stop
 
 

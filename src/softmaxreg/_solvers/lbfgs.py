@@ -63,13 +63,7 @@ def _start(oracle, coef0, tol, callback, memory, resume):
         return x, f, g, deque(maxlen=memory), deque(maxlen=memory), stop
     x = np.array(resume["x"], dtype=np.float64)
     f, g = float(resume["f"]), np.array(resume["g"], dtype=np.float64)
-    stop = Stopping(oracle, tol, g, oracle.dtype, callback)
-    stop.gtol = float(resume["gtol"])
-    stop.history = [dict(row) for row in resume["history"]]
-    counts = resume.get("counts", [0, 0, 0])
-    for name, c in zip(("n_fun", "n_grad", "n_hessp"), counts, strict=True):
-        if hasattr(oracle, name):
-            setattr(oracle, name, getattr(oracle, name) + int(c))
+    stop = Stopping.resumed(oracle, tol, g, callback, resume)
     S = deque((np.array(s) for s in resume["S"]), maxlen=memory)
     Y = deque((np.array(y) for y in resume["Y"]), maxlen=memory)
     return x, f, g, S, Y, stop
