@@ -197,7 +197,7 @@ class Objective:
             return loss, gW, gb, block_hessian(blk, P, self.fit_intercept)
 
         with np.errstate(over="ignore", invalid="ignore"):
-            total, gW, gb, H = self.source.map_reduce(kernel)
+            total, gW, gb, H = self._map_reduce(kernel)
         if self.reference:
             p = self.coef_shape[1]
             H = H[p:, p:]

@@ -14,7 +14,7 @@ solver works on every source. Streamed files and Dask partitions implement the s
 from __future__ import annotations
 
 import os
-from collections import deque
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -100,8 +100,12 @@ class ArraySource:
         self.n_samples, self.n_features = X.shape
         self.dtype = X.dtype
         # A CSR block's temporaries are (rows, K): its width is not n_features.
-        self.block_rows = block_rows or default_block_rows(
-            0 if sp.issparse(X) else self.n_features, self.n_classes, X.dtype.itemsize
+        self.block_rows = block_rows or _threaded_block_rows(
+            self.n_samples,
+            default_block_rows(
+                0 if sp.issparse(X) else self.n_features, self.n_classes, X.dtype.itemsize
+            ),
+            _row_work(self.X, self.n_classes),
         )
         totals = 1.0 if targets.ndim == 1 else targets.sum(axis=1)
         self.weight_sum = float(np.sum(self.weights * totals, dtype=np.float64))
@@ -110,15 +114,19 @@ class ArraySource:
     def is_sparse(self) -> bool:
         return sp.issparse(self.X)
 
+    def block(self, start: int) -> Block:
+        """The block of rows ``start : start + block_rows`` (views of dense data)."""
+        rows = slice(start, start + self.block_rows)
+        return Block(
+            self.X[rows],
+            self.targets[rows],
+            self.weights[rows],
+            None if self.offset is None else self.offset[rows],
+        )
+
     def blocks(self) -> Iterator[Block]:
         for start in range(0, self.n_samples, self.block_rows):
-            rows = slice(start, start + self.block_rows)
-            yield Block(
-                self.X[rows],
-                self.targets[rows],
-                self.weights[rows],
-                None if self.offset is None else self.offset[rows],
-            )
+            yield self.block(start)
 
     def map_reduce(self, fn: Callable[[Block, int], tuple]) -> tuple:
         return sum_tuples(fn(block, i) for i, block in enumerate(self.blocks()))
@@ -126,35 +134,66 @@ class ArraySource:
     def map_reduce_threaded(self, fn: Callable[[Block, int], tuple]) -> tuple:
         """:meth:`map_reduce` with blocks evaluated on :data:`MAP_THREADS` threads.
 
-        For ``fn`` that only write per-block state (the objective's oracle kernels). Results
-        are summed in block order, so the value is bitwise that of :meth:`map_reduce`; at
-        most ``2 * MAP_THREADS`` blocks are in flight (bounded memory), and each thread
-        runs under the caller's ``np.errstate``.
+        For ``fn`` that only write per-block state (the objective's oracle kernels). The
+        calling thread and ``MAP_THREADS - 1`` pool threads take the next block in turn (at
+        most ``MAP_THREADS`` blocks' temporaries alive: bounded memory), each under the
+        caller's ``np.errstate``; the per-block results are summed in block order, so the
+        value is bitwise that of :meth:`map_reduce`.
         """
-        if MAP_THREADS < 2 or self.n_samples <= self.block_rows:
+        n_blocks = -(-self.n_samples // self.block_rows)
+        if MAP_THREADS < 2 or n_blocks < 2:
             return self.map_reduce(fn)
-        err = np.geterr()
+        err, lock, results = np.geterr(), threading.Lock(), [None] * n_blocks
+        state = {"next": 0, "failed": False}
 
-        def run(block, i):
+        def work():
             with np.errstate(**err):
-                return fn(block, i)
+                while True:
+                    with lock:
+                        i = state["next"]
+                        state["next"] += 1
+                    if i >= n_blocks or state["failed"]:
+                        return
+                    try:
+                        results[i] = fn(self.block(i * self.block_rows), i)
+                    except BaseException:
+                        state["failed"] = True
+                        raise
 
-        pool, ahead = _pool(MAP_THREADS), deque()
+        pool = _pool(MAP_THREADS - 1)
+        helpers = [pool.submit(work) for _ in range(min(MAP_THREADS, n_blocks) - 1)]
+        try:
+            work()
+        finally:
+            for h in helpers:
+                h.result()  # waits, and re-raises a helper's exception
+        return sum_tuples(results)
 
-        def results():
-            for i, block in enumerate(self.blocks()):
-                ahead.append(pool.submit(run, block, i))
-                if len(ahead) >= 2 * MAP_THREADS:
-                    yield ahead.popleft().result()
-            while ahead:
-                yield ahead.popleft().result()
 
-        return sum_tuples(results())
+def _row_work(X, n_classes: int) -> float:
+    """Floating-point work of one row in one pass, ~ ``2 K (nnz per row or d) + 4 K``."""
+    per_row = X.nnz / max(X.shape[0], 1) if sp.issparse(X) else X.shape[1]
+    return 2.0 * n_classes * per_row + 4.0 * n_classes
+
+
+def _threaded_block_rows(n_samples: int, rows: int, row_work: float) -> int:
+    """Rows per block: ``rows``, lowered so that data that fit in one block still give each of
+    the :data:`MAP_THREADS` threads a block, when a block's work pays for the hand-off."""
+    if MAP_THREADS < 2 or n_samples <= 1:
+        return rows
+    share = -(-n_samples // MAP_THREADS)
+    if share >= rows or share * row_work < MIN_THREAD_WORK:
+        return rows
+    return share
 
 
 #: Threads over row blocks for the oracle's passes (NumPy and BLAS release the GIL; the
 #: solvers hold BLAS itself at one thread, so this is the one parallel layer).
 MAP_THREADS = min(4, os.cpu_count() or 1)
+
+#: Floating-point operations below which a block is not worth handing to another thread
+#: (the hand-off costs tens of microseconds; measured in benchmarks/RESULTS.md).
+MIN_THREAD_WORK = 5e5
 
 
 @lru_cache(maxsize=4)

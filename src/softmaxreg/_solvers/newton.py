@@ -46,6 +46,16 @@ def newton_direction(H, g, null_space):
     return -(evecs[:, keep] / evals[keep]) @ (evecs[:, keep].T @ g)
 
 
+def _backtrack(oracle, w, d, f, gd, slack):
+    """The first ``t = 1/2, 1/4, ...`` with Armijo decrease along ``d``; ``None`` if none."""
+    t = 0.5
+    while t > 1e-10:
+        if oracle.loss(w + t * d) <= f + 1e-4 * t * gd + slack:
+            return t
+        t *= 0.5
+    return None
+
+
 def minimize(oracle, coef0, *, tol, max_iter, callback=None):
     """Minimise with damped Newton steps (Armijo backtracking from the full step)."""
     w = np.array(coef0, dtype=np.float64)
@@ -63,17 +73,17 @@ def minimize(oracle, coef0, *, tol, max_iter, callback=None):
         # approximate Armijo test of Hager & Zhang, as in the Wolfe search), else the full
         # step is rejected by noise and tiny steps stall at a gradient far above gtol.
         slack = 10 * np.finfo(float).eps * abs(f)
+        # The full step nearly always passes: take the Hessian there at once (its pass
+        # gives the loss too), and backtrack on the loss alone only if it fails.
         t = 1.0
-        while t > 1e-10:
-            fnew = oracle.loss(w + t * d)
-            if fnew <= f + 1e-4 * t * gd + slack:
+        fnew, gnew, Hnew = oracle.hessian(w + d)
+        if not fnew <= f + 1e-4 * gd + slack:
+            t = _backtrack(oracle, w, d, f, gd, slack)
+            if t is None:
+                message = "line search found no decrease: the loss is at its precision limit"
                 break
-            t *= 0.5
-        else:
-            message = "line search found no decrease: the loss is at its precision limit"
-            break
-        w = w + t * d
-        f, g, H = oracle.hessian(w)
+            fnew, gnew, Hnew = oracle.hessian(w + t * d)
+        w, f, g, H = w + t * d, fnew, gnew, Hnew
         if stop.record(w, f, g, t):
             message = "stopped by callback"
             break
