@@ -204,6 +204,28 @@ class Objective:
         H = H + np.diag(np.tile(self.penalty, self.coef_shape[0]))
         return self._finish_loss(total, coef), self._pack(gW, gb, coef), H / self.scale
 
+    def subsample(self, m: int, seed: int = 0) -> Objective | None:
+        """The same objective on ``m`` rows drawn without replacement (fixed ``seed``).
+
+        The penalty keeps the full-data scaling (``lambda * S_m / S``, with ``S_m`` the
+        subsample's weight total), so the subsample's mean-form loss, gradient and Hessian
+        estimate the full ones. ``None`` for sources that cannot take rows (streamed, Dask)
+        or when the subsample has no weight.
+        """
+        take = getattr(self.source, "take", None)
+        if take is None:
+            return None
+        rng = np.random.default_rng(seed)
+        rows = np.sort(rng.choice(self.source.n_samples, size=m, replace=False))
+        source = take(rows)
+        if not source.weight_sum > 0:
+            return None
+        sub = Objective(
+            source, fit_intercept=self.fit_intercept, reference=self.reference
+        )  # penalty set below: it may differ per column
+        sub.penalty = self.penalty * (source.weight_sum / self.scale)
+        return sub
+
     def null_space(self) -> np.ndarray:
         """Orthonormal basis (n_coef, r) of directions along which the objective is constant.
 

@@ -6,15 +6,16 @@ from __future__ import annotations
 from contextlib import nullcontext
 from functools import lru_cache
 
-from . import lbfgs, newton, newton_cg
+from . import lbfgs, newton, newton_cg, subsampled
 from ._base import CountingOracle, SolverResult
 
-__all__ = ["SOLVERS", "SolverResult", "choose_solver", "solve"]
+__all__ = ["SOLVERS", "SolverResult", "choose_solver", "full_solver", "solve"]
 
 SOLVERS = {
     "lbfgs": lbfgs.minimize,
     "newton-cg": newton_cg.minimize,
     "newton": newton.minimize,
+    "subsampled-newton": subsampled.minimize,
 }
 
 #: The full Hessian costs about ``n_coef / 8`` passes over the data (one blocked GEMM), and
@@ -24,11 +25,20 @@ SOLVERS = {
 NEWTON_MAX_COEF = 256
 
 
-def choose_solver(objective) -> str:
-    """The ``auto`` rule: exact Newton for few parameters, else trust-region Newton-CG."""
+def full_solver(objective) -> str:
+    """Exact Newton for few parameters on dense data, else trust-region Newton-CG."""
     if objective.n_coef <= NEWTON_MAX_COEF and not getattr(objective.source, "is_sparse", False):
         return "newton"
     return "newton-cg"
+
+
+def choose_solver(objective) -> str:
+    """The ``auto`` rule: subsampled Newton on tall in-memory data (rows that can be taken,
+    ``n`` at least ``MIN_RATIO`` times the subsample), else :func:`full_solver`."""
+    source = objective.source
+    if hasattr(source, "take") and subsampled.sample_size(source.n_samples, objective.n_coef):
+        return "subsampled-newton"
+    return full_solver(objective)
 
 
 #: BLAS threads while a solver runs on in-memory data. The oracle works on row blocks of
