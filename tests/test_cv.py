@@ -23,7 +23,7 @@ FOLDS = StratifiedKFold(4, shuffle=True, random_state=0)
 
 
 def test_same_choice_and_scores_as_logistic_regression_cv():
-    ours = SoftmaxRegressionCV(Cs=CS, cv=FOLDS, tol=1e-10, max_iter=200).fit(X, Y)
+    ours = SoftmaxRegressionCV(Cs=CS, cv=FOLDS, tol=1e-10, path_tol=1e-10, max_iter=200).fit(X, Y)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ref = LogisticRegressionCV(
@@ -59,7 +59,7 @@ def test_fold_missing_a_class_is_scored_in_the_right_columns(rare):
     y[y == rare] = (rare + 1) % 3
     y[:3] = rare
     cv = KFold(3)
-    model = SoftmaxRegressionCV(Cs=[0.1, 10.0], cv=cv, tol=1e-10, max_iter=200).fit(X, y)
+    model = SoftmaxRegressionCV(Cs=[0.1, 10.0], cv=cv, path_tol=1e-10, max_iter=200).fit(X, y)
     train, test = next(cv.split(X, y))
     assert rare not in y[train]
     for j, C in enumerate([0.1, 10.0]):
@@ -94,7 +94,7 @@ def test_path_with_warm_starts_equals_cold_fits():
 
 
 def test_l1_cv_scores_equal_manual_fold_fits():
-    model = SoftmaxRegressionCV(Cs=[0.05, 1.0], cv=FOLDS, penalty="l1", tol=1e-9).fit(X, Y)
+    model = SoftmaxRegressionCV(Cs=[0.05, 1.0], cv=FOLDS, penalty="l1", path_tol=1e-9).fit(X, Y)
     for f, (train, test) in enumerate(FOLDS.split(X, Y)):
         for j, C in enumerate([0.05, 1.0]):
             ref = _manual_fold_score(X[train], Y[train], X[test], Y[test], C, 3, penalty="l1")
@@ -197,4 +197,4 @@ def test_unconverged_fold_fits_warn_once():
     from softmaxreg import ConvergenceWarning
 
     with pytest.warns(ConvergenceWarning, match="cross-validation fit"):
-        SoftmaxRegressionCV(Cs=[1e4], cv=3, max_iter=1, tol=1e-12, refit=False).fit(X, Y)
+        SoftmaxRegressionCV(Cs=[1e4], cv=3, max_iter=1, path_tol=1e-12, refit=False).fit(X, Y)

@@ -1,0 +1,219 @@
+r"""Ridge paths on dense data by Newton-CG with a Kronecker-factored preconditioner.
+
+The cross-validation folds of :class:`~softmaxreg.SoftmaxRegressionCV` (and its refit) are
+ridge problems with few coefficients per class and many rows. Each ``C`` of the path is solved
+from the previous solution by inexact Newton steps: a preconditioned conjugate-gradient solve
+of ``H s = -g`` (each CG step one Hessian-vector product, about one pass over the rows) and an
+Armijo line search from the full step.
+
+The preconditioner is the Kronecker factorisation of the Hessian (K-FAC; Martens & Grosse
+2015) at the current iterate, with the ridge added exactly:
+
+.. math:: H = \frac1S\Big[\sum_n c_n (\mathrm{diag}\,y_n - y_n y_n^T) \otimes \phi_n\phi_n^T
+          + I \otimes \Lambda\Big] \;\approx\; \frac1S\Big[\bar A \otimes G + I\otimes\Lambda\Big],
+          \quad \bar A = \frac{\sum_n c_n(\mathrm{diag}\,y_n - y_n y_n^T)}{\sum_n c_n},\;
+          G = \sum_n c_n \phi_n \phi_n^T
+
+(``phi_n`` the features with the intercept's 1). It is exact when every row has the same
+probabilities and captures the correlations and scales of the features, which is what makes
+diagonal preconditioners slow on raw data. ``G`` is computed once per problem; with the
+eigenvectors ``U`` of ``A`` (``K x K``) the preconditioner is ``K`` Cholesky factors of
+``a_i G + Lambda`` (``p x p``), so it costs nothing measured in passes over the data.
+
+The certificate is the library's (:class:`~softmaxreg._solvers._base.Stopping`):
+``max |g / scale| <= tol`` with the training rows' weighted column RMS as units.
+Coefficients follow the Conventions of ``softmaxreg._objective`` (symmetric form; reference
+form for two classes).
+"""
+
+from __future__ import annotations
+
+import time
+from functools import lru_cache
+
+import numpy as np
+
+from ._solvers import SolverResult
+
+__all__ = ["blas_one_thread", "fits_kronecker", "newton_ridge", "ridge_path"]
+
+#: Largest ``n_folds * R * p**3`` (``R`` class rows, ``p`` columns) the Kronecker path takes:
+#: its preconditioner inverts ``n_folds * R`` matrices of size ``p`` per Newton step.
+MAX_FACTOR_WORK = 3e8
+
+#: Most CG steps per Newton step (the preconditioned solves need a handful).
+MAX_CG = 50
+
+
+@lru_cache(maxsize=1)
+def _controller():
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def blas_one_thread():
+    """A context holding BLAS at one thread (the folds, not BLAS, use the cores)."""
+    return _controller().limit(limits=1, user_api="blas")
+
+
+def fits_kronecker(n_features, n_classes, n_folds, fit_intercept=True) -> bool:
+    """Whether the Kronecker preconditioner is cheap enough for this problem's shape."""
+    p, rows = n_features + fit_intercept, n_classes - (n_classes == 2)
+    return n_folds * rows * float(p) ** 3 <= MAX_FACTOR_WORK
+
+
+def _pcg(hessp, g, apply, rtol, enough):
+    """Preconditioned CG for ``H s = -g``; returns ``(s, number of products)``."""
+    s = np.zeros_like(g)
+    r = -g
+    z = apply(r)
+    d = z.copy()
+    zr = z @ r
+    stop = rtol * rtol * zr
+    for k in range(1, MAX_CG + 1):
+        Hd = hessp(d)
+        dHd = d @ Hd
+        if not dHd > 0:  # flat direction (unpenalised, collinear): keep what we have
+            return (s if k > 1 else z), k
+        alpha = zr / dHd
+        s += alpha * d
+        r -= alpha * Hd
+        if enough(r):
+            return s, k
+        z = apply(r)
+        zr_new = z @ r
+        if zr_new <= stop:
+            return s, k
+        d = z + (zr_new / zr) * d
+        zr = zr_new
+    return s, MAX_CG
+
+
+def newton_ridge(problem, lam, coef0, *, tol, max_iter, start=None) -> SolverResult:
+    """Minimise ``problem`` with ridge ``lam`` (shape (p,)) from ``coef0`` to ``tol``.
+
+    Inexact Newton: CG to the forcing tolerance ``min(0.5, sqrt(|g|_cert))`` or until the
+    linear model predicts a gradient below half the certificate's threshold, then Armijo
+    backtracking from the full step. ``max_iter`` counts Newton steps. ``start`` is
+    ``(f, g, P)`` at ``coef0`` when already known (as :meth:`FoldStack.evaluate` gives it).
+    """
+    floor = 100 * np.finfo(np.float32).eps if problem.dtype == np.float32 else 0.0
+    gtol = max(tol, floor)
+    units = problem.gradient_scale()
+    w = np.array(coef0, dtype=np.float64)
+    f, g, P = problem.evaluate(w, lam) if start is None else start
+    if not np.all(np.isfinite(g)):
+        raise ValueError(
+            "The gradient overflows: the feature values are too large for this precision. "
+            "Rescale or standardise the features (e.g. sklearn's StandardScaler)."
+        )
+    counts = {"fun": int(start is None), "grad": int(start is None), "hessp": 0}
+    history, t0 = [], time.perf_counter()
+
+    def norm(v):
+        return float(np.max(np.abs(v / units), initial=0.0))
+
+    def enough(r):
+        return norm(r) <= 0.5 * gtol
+
+    message = f"reached max_iter={max_iter}"
+    for _ in range(max_iter):
+        gnorm = norm(g)
+        if gnorm <= gtol:
+            message = "gradient norm below gtol"
+            break
+        apply = problem.preconditioner(P, lam)
+        rtol = min(0.5, np.sqrt(gnorm))
+        s, k = _pcg(lambda v, P=P: problem.hessp_at(P, v, lam), g, apply, rtol, enough)
+        counts["hessp"] += k
+        gs = float(g @ s)
+        if not gs < 0:
+            s = -apply(g)
+            gs = float(g @ s)
+        slack = 10 * np.finfo(float).eps * abs(f)
+        t = 1.0
+        fnew, gnew, Pnew = problem.evaluate(w + s, lam)
+        counts["fun"] += 1
+        counts["grad"] += 1
+        while not fnew <= f + 1e-4 * t * gs + slack and t > 1e-10:
+            t *= 0.5
+            fnew = problem.loss_at(w + t * s, lam)
+            counts["fun"] += 1
+        if t <= 1e-10:
+            message = "line search found no decrease: the loss is at its precision limit"
+            break
+        if t < 1.0:
+            fnew, gnew, Pnew = problem.evaluate(w + t * s, lam)
+            counts["fun"] += 1
+            counts["grad"] += 1
+        w, f, g, P = w + t * s, fnew, gnew, Pnew
+        history.append(
+            {
+                "iter": len(history) + 1,
+                "loss": float(f),
+                "grad_norm": norm(g),
+                "step": t,
+                "time": time.perf_counter() - t0,
+            }
+        )
+    else:
+        if norm(g) <= gtol:
+            message = "gradient norm below gtol"
+    gnorm = norm(g)
+    result = SolverResult(
+        coef=w,
+        converged=gnorm <= gtol,
+        message=message,
+        loss=float(f),
+        grad_norm=gnorm,
+        gtol=gtol,
+        n_iter=len(history),
+        n_fun=counts["fun"],
+        n_grad=counts["grad"],
+        n_hessp=counts["hessp"],
+        history=history,
+        solver="newton-kfac",
+    )
+    return result, (f, g, P)
+
+
+def to_estimator(stack, coef) -> np.ndarray:
+    """Estimator-form ``[coef_ | intercept_]`` of every fold, shape (F, R, p): one row for
+    two classes (class 1 minus class 0), rows centred over classes otherwise."""
+    M = stack._full(coef)
+    return M[:, 1:] - M[:, :1] if stack.reference else M - M.mean(axis=1, keepdims=True)
+
+
+def ridge_path(problem, strengths, Cs, *, tol, max_iter, coef0=None):
+    """Fit every ``C`` of ``Cs``, strongest penalty first, each from the previous solution.
+
+    Parameters
+    ----------
+    problem : FoldStack
+        All folds (or, with one fold of all rows, the refit).
+    strengths : ndarray of shape (n_features,)
+        Ridge strengths at ``C = 1`` (sum form; ``lambda_i = strengths_i / C``).
+    Cs : ndarray of shape (n_Cs,)
+    tol, max_iter : float, int
+    coef0 : ndarray of shape (n_coef,), optional
+        Start of the strongest penalty's fit (default zero).
+
+    Returns
+    -------
+    coefs : ndarray of shape (n_Cs, n_folds, R, p)
+        Estimator-form coefficients in the order of ``Cs``.
+    results : list of SolverResult
+    """
+    coefs, results = [None] * len(Cs), [None] * len(Cs)
+    w = np.zeros(problem.n_coef) if coef0 is None else np.asarray(coef0, dtype=np.float64)
+    state, lam_old = None, None
+    for i in np.argsort(Cs, kind="stable"):
+        lam = np.zeros(problem.penalty.size)
+        lam[: problem.n_features] = strengths / float(Cs[i])
+        if state is not None:  # the previous solution, re-penalised: no pass over the data
+            state = (*problem.repenalise(w, state[0], state[1], lam_old, lam), state[2])
+        result, state = newton_ridge(problem, lam, w, tol=tol, max_iter=max_iter, start=state)
+        w, lam_old = result.coef, lam
+        coefs[i], results[i] = to_estimator(problem, w), result
+    return np.stack(coefs), results
