@@ -339,3 +339,96 @@ def test_streamed_fit_refuses_target_matrix_options(tmp_path):
     source = CSVSource(path, target="y")
     with pytest.raises(NotImplementedError, match="offset"):
         SoftmaxRegression().fit(source, offset=np.zeros((4, 2)))
+
+
+F4 = ["f0", "f1", "f2", "f3"]
+
+
+def _pass(objective, coef):
+    loss, grad = objective.loss_grad(coef)
+    return loss, grad
+
+
+def test_threaded_and_cached_passes_are_bitwise_the_serial_pass(parquet_path, monkeypatch):
+    """Kernel threads and the decoded-block cache change where blocks come from, not sums."""
+    import softmaxreg._stream as stream
+
+    cached = ParquetSource(parquet_path, target="label", weight="w", batch_rows=37)
+    threaded = Objective(cached, l2=1.0)
+    coef = np.random.default_rng(1).normal(size=threaded.n_coef)
+    first = _pass(threaded, coef)  # writes the cache
+    assert cached._cache is not None and cached._cache.complete
+    monkeypatch.setattr(stream._FileSource, "_tables", lambda *a: pytest.fail("files read"))
+    again = _pass(threaded, coef)  # from the cache only
+    monkeypatch.undo()
+    monkeypatch.setattr(stream, "MAP_THREADS", 1)
+    plain = ParquetSource(parquet_path, target="label", weight="w", batch_rows=37, cache=False)
+    serial = _pass(Objective(plain, l2=1.0), coef)
+    for a in (first, again):
+        assert a[0] == serial[0] and np.array_equal(a[1], serial[1])
+    cached.set_class_weight(np.array([2.0, 0.5, 1.0]))
+    plain.set_class_weight(np.array([2.0, 0.5, 1.0]))
+    a, b = _pass(Objective(cached, l2=1.0), coef), _pass(Objective(plain, l2=1.0), coef)
+    assert a[0] == b[0] and np.array_equal(a[1], b[1])
+    cached.close()
+    assert cached._cache is None
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_blocks_own_their_arrays(parquet_path, frame, cache):
+    """Blocks kept after the iteration moved on still hold their rows (buffers are not reused)."""
+    src = ParquetSource(parquet_path, target="label", weight="w", batch_rows=64, cache=cache)
+    for _ in range(2):  # with the cache: written, then read back
+        blocks = list(src.blocks())
+        X = np.vstack([b.X for b in blocks])
+        np.testing.assert_array_equal(X, features_of(frame))
+        codes = np.concatenate([b.targets for b in blocks])
+        np.testing.assert_array_equal(src.classes[codes], frame["label"].to_numpy())
+        assert all(b.X.flags.f_contiguous for b in blocks)
+    src.close()
+
+
+def test_cache_decision_and_cleanup(tmp_path, parquet_path, frame, monkeypatch):
+    import softmaxreg._stream as stream
+
+    ref = SoftmaxRegression(solver="lbfgs", tol=1e-10).fit(features_of(frame), frame["label"])
+    auto = ParquetSource(parquet_path, target="label", features=F4, batch_rows=50)
+    assert rel_diff(ref, SoftmaxRegression(solver="lbfgs", tol=1e-10).fit(auto)) < 1e-8
+    assert auto._cache is not None and auto._cache.complete  # room on disk: cached
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    with ParquetSource(parquet_path, target="label", batch_rows=50, cache=folder) as src:
+        SoftmaxRegression(solver="lbfgs", tol=1e-10).fit(src)
+        assert src._cache.complete and not any(folder.iterdir())  # an unnamed file
+    assert src._cache is None
+    monkeypatch.setattr(stream, "_room_for", lambda *a: False)
+    full = ParquetSource(parquet_path, target="label", features=F4, batch_rows=50)
+    assert rel_diff(ref, SoftmaxRegression(solver="lbfgs", tol=1e-10).fit(full)) < 1e-8
+    assert full._cache is None  # no room: every pass decodes the files
+    with pytest.raises(ValueError, match="no such directory"):
+        ParquetSource(parquet_path, target="label", cache=tmp_path / "absent")
+    with pytest.raises(ValueError, match="cache must be"):
+        ParquetSource(parquet_path, target="label", cache=3)
+
+
+def test_abandoned_first_pass_refills_the_cache(parquet_path, frame):
+    src = ParquetSource(parquet_path, target="label", weight="w", batch_rows=64, cache=True)
+    it = src.blocks()
+    next(it)
+    it.close()  # the first pass stops after one block: the cache is not complete
+    assert not src._cache.complete
+    blocks = list(src.blocks())
+    assert src._cache.complete
+    np.testing.assert_array_equal(np.vstack([b.X for b in blocks]), features_of(frame))
+    np.testing.assert_array_equal(np.vstack([b.X for b in src.blocks()]), features_of(frame))
+    src.close()
+
+
+def test_infinite_features_and_large_finite_features(tmp_path):
+    big = np.array([1e308, 1e308, -1e308, 1.0])  # the column sum overflows; values are finite
+    table = pa.table({"a": big, "b": [1.0, np.inf, 0.0, 2.0], "y": [0, 1, 0, 1]})
+    pq.write_table(table, tmp_path / "inf.parquet")
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        list(ParquetSource(tmp_path / "inf.parquet", target="y", features=["b"]).blocks())
+    src = ParquetSource(tmp_path / "inf.parquet", target="y", features=["a"])
+    np.testing.assert_array_equal(next(src.blocks()).X[:, 0], big)

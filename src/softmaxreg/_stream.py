@@ -12,13 +12,21 @@ weight sums and the number of rows.
 Blocks have exactly ``batch_rows`` rows (the last one fewer) whatever the row groups, batches
 or file boundaries, so a fit is deterministic for a given ``batch_rows``.
 
-Decoded-block cache (``cache=True`` or a directory): the first pass also writes the decoded
-float blocks, class codes and weights to one raw binary file on local disk; later passes read
-blocks back with ``readinto`` into one reused buffer. We read with plain file I/O instead of a
-memory map on purpose: pages of a memory map count in the resident set of the process, so a
-map of a 4 GB cache would grow RSS to the data size, while page-cache reads do not. The cache
-pays off for CSV (parsing dominates a pass); for Parquet, decoding is already close to a copy
-(see docs/scaling.md for the measurements).
+Decoded-block cache (``cache="auto"``, the default, ``True`` or a directory): the first pass
+also writes each decoded block (int64 class codes, float features in Fortran order, base
+weights: one record per block, exactly the bytes the kernel reads) to an unnamed temporary file
+on local disk, pre-allocated with ``posix_fallocate`` (without it ext4 block allocation made
+writing 7x dearer, measured); later passes read each record back with one positional read into
+a fresh buffer, so a cached pass costs a copy from the page cache instead of Parquet decoding or
+CSV parsing. We read instead of memory-mapping the whole file because mapped pages count in the
+resident set of the process (a 4 GB cache would grow RSS to 4 GB). The file has no name (Linux
+``O_TMPFILE``): it disappears when the source is closed or collected, even after ``SIGKILL``.
+``"auto"`` caches when the temporary directory keeps at least 1 GiB and 10% free after the
+cache. Measurements and the decision are in docs/scaling.md.
+
+Oracle passes (:meth:`_FileSource.map_reduce_threaded`) evaluate the kernel on a pool of
+threads (NumPy and one-thread BLAS release the GIL) while a read-ahead thread decodes the next
+blocks; block results are summed in block order, so the value does not depend on the threads.
 """
 
 from __future__ import annotations
@@ -28,7 +36,9 @@ import queue
 import shutil
 import tempfile
 import threading
+import warnings
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterator
 from numbers import Integral
 from pathlib import Path
@@ -36,7 +46,14 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ._sources import Block, checked_class_weight, default_block_rows, sum_tuples
+from ._sources import (
+    MAP_THREADS,
+    Block,
+    _pool,
+    checked_class_weight,
+    default_block_rows,
+    sum_tuples,
+)
 
 __all__ = ["CSVSource", "ParquetSource", "iter_tables", "open_source"]
 
@@ -134,9 +151,10 @@ class _FileSource:
         batch_rows: int | None = None,
         dtype=np.float64,
         classes=None,
-        cache=False,
+        cache="auto",
         prefetch: int = 2,
     ):
+        self._cache_request, self._cache = _checked_cache(cache), None
         self.files = _list_files(path, self._suffixes)
         self.target, self.weight = target, weight
         self.dtype = np.dtype(dtype)
@@ -171,8 +189,6 @@ class _FileSource:
         )
         self.class_weight = np.ones(self.n_classes)
         self.weight_sum = float(self.class_weight_sums.sum())
-        self._cache_request = cache
-        self._cache = None
         self.prefetch = int(prefetch)
 
     # -- format-specific: schema and raw arrow batches -------------------------------------
@@ -242,16 +258,42 @@ class _FileSource:
         self.weight_sum = float(self.class_weight @ self.class_weight_sums)
 
     # -- blocks ----------------------------------------------------------------------------
-    def _decode(self, table, start) -> tuple:
+    def _record_bytes(self, n: int) -> int:
+        """Bytes of one block record: int64 codes, then X (F order), then base weights."""
+        return n * (8 + (self.n_features + 1) * self.dtype.itemsize)
+
+    def _views(self, buf: np.ndarray, n: int) -> tuple:
+        """``(X, codes, base)`` viewing a record buffer of :meth:`_record_bytes` ``(n)``."""
+        nx = n * self.n_features * self.dtype.itemsize
+        codes = np.ndarray((n,), np.intp, buf, 0)
+        X = np.ndarray((n, self.n_features), self.dtype, buf, 8 * n, order="F")
+        base = np.ndarray((n,), self.dtype, buf, 8 * n + nx)
+        return X, codes, base
+
+    def _decode(self, table, start) -> np.ndarray:
+        """One block record, decoded straight from the arrow columns (no other copies)."""
         n = table.num_rows
         where = f"rows {start}..{start + n} of {self._name()}"
-        X = np.empty((n, self.n_features), dtype=self.dtype, order="F")
+        buf = np.empty(self._record_bytes(n), dtype=np.uint8)
+        X, codes, base = self._views(buf, n)
         for j, name in enumerate(self.feature_names):
-            X[:, j] = _column_numpy(table, name, where)
-        if not np.isfinite(X).all():
+            col = table.column(name)
+            if col.null_count:
+                raise ValueError(
+                    f"Column {name!r} has missing values ({where}); remove or impute them first."
+                )
+            pos = 0
+            for chunk in col.chunks:
+                X[pos : pos + len(chunk), j] = chunk.to_numpy(zero_copy_only=False)
+                pos += len(chunk)
+        # a NaN or inf makes its column sum non-finite; overflow alone is checked in full
+        with np.errstate(over="ignore", invalid="ignore"):
+            sums_finite = np.isfinite(X.sum(axis=0)).all()
+        if not sums_finite and not np.isfinite(X).all():
             raise ValueError(f"The features have NaN or infinite values in {where}.")
-        codes = self._encode(_column_numpy(table, self.target, where), where)
-        return X, codes, self._weights_of(table, where).astype(self.dtype)
+        codes[:] = self._encode(_column_numpy(table, self.target, where), where)
+        base[:] = self._weights_of(table, where)
+        return buf
 
     def _encode(self, y, where) -> np.ndarray:
         """Class codes of labels ``y``; small integer labels go through a lookup table."""
@@ -270,7 +312,11 @@ class _FileSource:
                 return codes.astype(np.intp)
         raise ValueError(f"The target has labels that are not in the classes ({where}).")
 
-    def _block(self, X, codes, base) -> Block:
+    def _block(self, buf: np.ndarray) -> Block:
+        n = buf.size // self._record_bytes(1)
+        X, codes, base = self._views(buf, n)
+        if np.all(self.class_weight == 1.0):
+            return Block(X, codes, base)  # multiplying by 1 would change nothing
         return Block(X, codes, base * self.class_weight[codes].astype(self.dtype))
 
     def blocks(self) -> Iterator[Block]:
@@ -278,34 +324,58 @@ class _FileSource:
 
         A background thread reads and decodes up to ``prefetch`` blocks ahead of the
         consumer, so that file I/O and decoding (which release the GIL) overlap the kernel.
+        Every block owns its arrays: blocks stay valid after the iteration moves on.
         """
         if self.prefetch < 1:
-            yield from self._decoded_blocks()
+            yield from map(self._block, self._records())
             return
-        yield from _read_ahead(self._decoded_blocks(), self.prefetch)
+        yield from map(self._block, _read_ahead(self._records(), self.prefetch))
 
-    def _decoded_blocks(self) -> Iterator[Block]:
-        if self._cache is not None and self._cache.complete:
-            for arrays in self._cache.blocks():
-                yield self._block(*arrays)
+    def _records(self) -> Iterator[np.ndarray]:
+        cache = self._cache
+        if cache is not None and cache.complete:
+            yield from cache.records([self._record_bytes(n) for n in self._block_sizes()])
             return
         cache = self._start_cache()
         cols = [*self.feature_names, self.target] + ([self.weight] if self.weight else [])
-        start = 0
+        start, offset = 0, 0
         for table in self._tables(cols, self.batch_rows):
-            arrays = self._decode(table, start)
+            buf = self._decode(table, start)
             start += table.num_rows
             if cache is not None:
-                cache.append(*arrays)
-            yield self._block(*arrays)
+                cache.write(buf, offset)
+                offset += buf.size
+            yield buf
         if cache is not None:
-            cache.finish(start)
+            cache.complete = start == self.n_samples
+
+    def _block_sizes(self) -> list[int]:
+        full, last = divmod(self.n_samples, self.batch_rows)
+        return [self.batch_rows] * full + ([last] if last else [])
 
     def _start_cache(self):
-        if self._cache_request is False or self._cache_request is None:
+        """The cache to fill during this pass (``None``: no cache)."""
+        request = self._cache_request
+        if request is False or request is None:
             return None
-        directory = None if self._cache_request is True else self._cache_request
-        self._cache = _BlockCache(directory, self.n_features, self.dtype, self.batch_rows)
+        if self._cache is None:
+            nbytes = self._record_bytes(self.n_samples)
+            directory = tempfile.gettempdir() if request in (True, "auto") else os.fspath(request)
+            if request == "auto" and not _room_for(directory, nbytes):
+                self._cache_request = False
+                return None
+            try:
+                self._cache = _BlockCache(directory, nbytes)
+            except OSError as exc:
+                self._cache_request = False
+                if request != "auto":
+                    warnings.warn(
+                        f"No decoded-block cache ({nbytes / 2**30:.1f} GiB in {directory}): "
+                        f"{exc}. Every pass decodes the files.",
+                        UserWarning,
+                        stacklevel=2,
+                    )
+                return None
         return self._cache
 
     def map_reduce(self, fn: Callable[[Block, int], tuple]) -> tuple:
@@ -319,11 +389,47 @@ class _FileSource:
         with threadpool_limits(limits=limit, user_api="blas"):
             return sum_tuples(fn(block, i) for i, block in enumerate(self.blocks()))
 
+    def map_reduce_threaded(self, fn: Callable[[Block, int], tuple]) -> tuple:
+        """:meth:`map_reduce` with ``fn`` evaluated on :data:`MAP_THREADS` threads.
+
+        For ``fn`` that write no shared state (the objective's oracle kernels). Blocks are
+        decoded (or read from the cache) ahead in one thread and evaluated on a pool with
+        one-thread BLAS; results are summed in block order, so the value is bitwise that of
+        :meth:`map_reduce` and does not depend on the number of threads. At most
+        ``prefetch + 2 * MAP_THREADS`` blocks are in memory.
+        """
+        if MAP_THREADS < 2 or self.n_samples <= self.batch_rows:
+            return self.map_reduce(fn)
+        err = np.geterr()
+
+        def run(block, i):
+            with np.errstate(**err):
+                return fn(block, i)
+
+        def results(pool):
+            ahead: deque = deque()
+            for i, block in enumerate(self.blocks()):
+                ahead.append(pool.submit(run, block, i))
+                del block  # the pool holds the only reference
+                if len(ahead) >= 2 * MAP_THREADS:
+                    yield ahead.popleft().result()
+            while ahead:
+                yield ahead.popleft().result()
+
+        with threadpool_limits(limits=1, user_api="blas"):
+            return sum_tuples(results(_pool(MAP_THREADS)))
+
     def close(self) -> None:
         """Delete the decoded-block cache, if any."""
         if self._cache is not None:
             self._cache.close()
             self._cache = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def __repr__(self) -> str:
         return (
@@ -331,6 +437,25 @@ class _FileSource:
             f"n_samples={self.n_samples}, n_features={self.n_features}, "
             f"n_classes={self.n_classes}, batch_rows={self.batch_rows})"
         )
+
+
+def _checked_cache(cache):
+    if cache is None or isinstance(cache, bool) or cache == "auto":
+        return cache
+    if isinstance(cache, (str, os.PathLike)):
+        if not Path(cache).is_dir():
+            raise ValueError(f"cache={cache!r}: no such directory; create it or use cache=True.")
+        return os.fspath(cache)
+    raise ValueError(f'cache must be "auto", True, False or a directory, got {cache!r}.')
+
+
+def _room_for(directory, nbytes: int) -> bool:
+    """Whether ``directory`` keeps at least 1 GiB and 10% of its disk free after ``nbytes``."""
+    try:
+        usage = shutil.disk_usage(directory)
+    except OSError:
+        return False
+    return usage.free - nbytes >= max(1 << 30, usage.total // 10)
 
 
 class _Failure:
@@ -379,43 +504,45 @@ def _read_ahead(items: Iterator, depth: int) -> Iterator:
 
 
 class _BlockCache:
-    """Decoded blocks in one raw file: per block X (F order), int32 codes, base weights."""
+    """Block records in one unnamed, pre-allocated temporary file (positional reads/writes).
 
-    def __init__(self, directory, n_features, dtype, batch_rows):
-        self.dir = tempfile.mkdtemp(prefix="softmaxreg-cache-", dir=directory)
-        self._finalizer = weakref.finalize(self, shutil.rmtree, self.dir, True)
-        self.file = open(os.path.join(self.dir, "blocks.bin"), "w+b")  # noqa: SIM115
-        self.d, self.dtype, self.rows = n_features, np.dtype(dtype), batch_rows
-        self.sizes: list[int] = []
+    Record ``i`` starts at the sum of the sizes of records ``0..i-1``; the content of a record
+    is a function of the data only, so passes that write it again write the same bytes.
+    """
+
+    def __init__(self, directory, nbytes: int):
+        self.file = tempfile.TemporaryFile(dir=directory, prefix="softmaxreg-cache-")
+        self.nbytes = nbytes
+        self._finalizer = weakref.finalize(self, self.file.close)
+        try:
+            if nbytes:
+                os.posix_fallocate(self.file.fileno(), 0, nbytes)
+        except OSError:
+            self.close()
+            raise
         self.complete = False
 
-    def append(self, X, codes, base) -> None:
-        self.file.write(np.asfortranarray(X).tobytes(order="F"))
-        self.file.write(codes.astype(np.int32).tobytes())
-        self.file.write(np.ascontiguousarray(base, dtype=self.dtype).tobytes())
-        self.sizes.append(X.shape[0])
+    def write(self, buf: np.ndarray, offset: int) -> None:
+        view = memoryview(buf).cast("B")
+        while view:
+            written = os.pwrite(self.file.fileno(), view, offset)
+            view, offset = view[written:], offset + written
 
-    def finish(self, n_rows) -> None:
-        self.file.flush()
-        self.complete = sum(self.sizes) == n_rows
-
-    def blocks(self) -> Iterator[tuple]:
-        item = self.dtype.itemsize
-        buf = np.empty(self.rows * (self.d * item + 4 + item), dtype=np.uint8)
-        self.file.seek(0)
-        for n in self.sizes:
-            nx, nc = n * self.d * item, n * 4
-            view = memoryview(buf)[: nx + nc + n * item]
-            if self.file.readinto(view) != len(view):
-                raise OSError(f"The block cache in {self.dir} is truncated.")
-            # the buffer is reused: copy so that a block stays valid after the next read
-            X = np.frombuffer(buf, self.dtype, n * self.d).reshape((n, self.d), order="F").copy()
-            codes = np.frombuffer(buf, np.int32, n, nx).astype(np.intp)
-            base = np.frombuffer(buf, self.dtype, n, nx + nc)
-            yield X, codes, base
+    def records(self, sizes: list[int]) -> Iterator[np.ndarray]:
+        """A fresh buffer per record, filled with one positional read."""
+        fd, offset = self.file.fileno(), 0
+        for size in sizes:
+            buf = np.empty(size, dtype=np.uint8)
+            view = memoryview(buf)
+            while view:
+                got = os.preadv(fd, [view], offset)
+                if got <= 0:
+                    raise OSError("The decoded-block cache file is truncated.")
+                view, offset = view[got:], offset + got
+            yield buf
 
     def close(self) -> None:
-        self.file.close()
+        self.complete = False
         self._finalizer()
 
 
@@ -440,12 +567,17 @@ class ParquetSource(_FileSource):
         Dtype the features are decoded to (and fitted in).
     classes : array-like, optional
         All class labels; by default those found in the target column.
-    cache : bool or str, default=False
-        Keep the decoded blocks in a raw file on local disk (a temporary directory, or under
-        the given directory) after the first pass, to make later passes cheaper.
+    cache : "auto", bool or path, default="auto"
+        Keep the decoded blocks in an unnamed temporary file on local disk (in the temporary
+        directory, or in the given directory) during the first pass, so that later passes
+        read them back instead of decoding the files again (several times cheaper; see
+        docs/scaling.md). ``"auto"``: when the disk keeps at least 1 GiB and 10% free after
+        it. The file takes about ``n_samples * (8 * n_features + 16)`` bytes and is deleted
+        by :meth:`close` (or ``with`` the source), when the source is collected, or when the
+        process ends, however it ends.
     prefetch : int, default=2
         Blocks read and decoded ahead in a background thread (0: none). Memory is about
-        ``prefetch + 2`` blocks plus one Parquet row group.
+        ``prefetch + 2 * MAP_THREADS`` blocks plus one Parquet row group.
 
     Attributes
     ----------
