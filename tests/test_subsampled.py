@@ -49,8 +49,9 @@ def _check_same(sub, ref, obj, atol=1e-7):
 
 def test_sample_size_rule():
     assert subsampled.sample_size(1_000_000, 204) == 1_000_000 // subsampled.FRACTION
-    assert subsampled.sample_size(150_000, 1000) is None  # 50,000 rows > n / 4
-    assert subsampled.sample_size(N, 15) == subsampled.ROWS_PER_COEF * 15
+    per_coef = subsampled.ROWS_PER_COEF * 1000  # rows for 1000 coefficients
+    assert subsampled.sample_size(subsampled.MIN_RATIO * per_coef - 1, 1000) is None
+    assert subsampled.sample_size(subsampled.MIN_RATIO * per_coef, 1000) == per_coef
 
 
 def test_auto_picks_it_only_for_tall_in_memory_data():

@@ -38,7 +38,7 @@ __all__ = ["minimize", "sample_size"]
 #: The subsample holds ``max(n / FRACTION, ROWS_PER_COEF * n_coef)`` rows and is used only
 #: when that is at most ``n / MIN_RATIO`` (else the full solver).
 FRACTION = 16
-ROWS_PER_COEF = 50
+ROWS_PER_COEF = 16
 MIN_RATIO = 4
 #: Seed of the subsample (fits are reproducible).
 SEED = 0
