@@ -32,7 +32,12 @@ __all__ = [
 def _logits(block: Block, W: np.ndarray, b: np.ndarray | None) -> np.ndarray:
     # W is a strided view of the (K, p) matrix; a C-ordered (d, K) copy is the GEMM's fast
     # layout (half the time on narrow X: badly_scaled, separable).
-    A = np.asarray(block.X @ np.ascontiguousarray(W.T))
+    X = block.X
+    if isinstance(X, np.ndarray) and X.flags.f_contiguous and not X.flags.c_contiguous:
+        # Fortran-ordered blocks (streamed files): (W X^T)^T is the fast layout (measured)
+        A = np.ascontiguousarray((np.ascontiguousarray(W) @ X.T).T)
+    else:
+        A = np.asarray(X @ np.ascontiguousarray(W.T))
     if b is not None:
         A += b
     if block.offset is not None:
@@ -40,8 +45,18 @@ def _logits(block: Block, W: np.ndarray, b: np.ndarray | None) -> np.ndarray:
     return A
 
 
+def _row_max(A: np.ndarray) -> np.ndarray:
+    """``A.max(axis=1)``; for few classes as K column maxima (4x faster, the same values)."""
+    if A.shape[1] > 16 or not A.flags.c_contiguous:
+        return A.max(axis=1)
+    m = A[:, 0].copy()
+    for k in range(1, A.shape[1]):
+        np.maximum(m, A[:, k], out=m)
+    return m
+
+
 def _lse(A: np.ndarray) -> np.ndarray:
-    amax = A.max(axis=1)
+    amax = _row_max(A)
     return np.log(np.exp(A - amax[:, None]).sum(axis=1)) + amax
 
 
@@ -80,7 +95,7 @@ def block_loss_grad(block: Block, W: np.ndarray, b: np.ndarray | None):
     One ``X @ W.T`` and one ``X.T @ G``; the logits buffer is reused for the probabilities.
     """
     A = _logits(block, W, b)
-    A -= A.max(axis=1, keepdims=True)  # the shift cancels in the cross-entropy
+    A -= _row_max(A)[:, None]  # the shift cancels in the cross-entropy
     if block.targets.ndim == 1:
         a_target = A[np.arange(A.shape[0]), block.targets]
     else:
