@@ -134,6 +134,16 @@ def block_hessp(block: Block, P: np.ndarray, V: np.ndarray, vb: np.ndarray | Non
     return hW, hb
 
 
+def _squared(X):
+    """``X`` squared element-wise; for canonical CSR (no duplicate entries), the squared
+    values on ``X``'s own structure (half the time of ``X.multiply(X)``)."""
+    if not sp.issparse(X):
+        return np.square(X)
+    if not X.has_canonical_format:
+        return X.multiply(X)
+    return sp.csr_matrix((np.square(X.data), X.indices, X.indptr), shape=X.shape)
+
+
 def block_hess_diag(block: Block, P: np.ndarray, with_intercept: bool):
     """Diagonal of one block's Hessian: ``(sum_n c_n y_nk (1 - y_nk) x_ni^2, sum_n ...)``.
 
@@ -142,7 +152,7 @@ def block_hess_diag(block: Block, P: np.ndarray, with_intercept: bool):
     """
     Q = P * (1 - P)
     Q *= _curvature_weights(block)[:, None]
-    X2 = block.X.multiply(block.X) if sp.issparse(block.X) else np.square(block.X)
+    X2 = _squared(block.X)
     dW = np.asarray(X2.T @ Q).T
     return dW, (Q.sum(axis=0) if with_intercept else None)
 

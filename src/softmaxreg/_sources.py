@@ -131,16 +131,6 @@ class ArraySource:
     def map_reduce(self, fn: Callable[[Block, int], tuple]) -> tuple:
         return sum_tuples(fn(block, i) for i, block in enumerate(self.blocks()))
 
-    def take(self, rows: np.ndarray) -> ArraySource:
-        """A source holding a copy of the given rows (sorted indices), for subsampling."""
-        return ArraySource(
-            self.X[rows],
-            self.targets[rows],
-            self.weights[rows],
-            self.n_classes,
-            offset=None if self.offset is None else self.offset[rows],
-        )
-
     def map_reduce_threaded(self, fn: Callable[[Block, int], tuple]) -> tuple:
         """:meth:`map_reduce` with blocks evaluated on :data:`MAP_THREADS` threads.
 
@@ -201,8 +191,11 @@ def _threaded_block_rows(n_samples: int, rows: int, row_work: float) -> int:
 #: solvers hold BLAS itself at one thread, so this is the one parallel layer).
 MAP_THREADS = min(4, os.cpu_count() or 1)
 
-#: Floating-point operations below which a block is not worth handing to another thread
-#: (the hand-off costs tens of microseconds; measured in benchmarks/RESULTS.md).
+#: Floating-point operations of one pass below which a block is not worth handing to another
+#: thread: the hand-off costs ~0.1 ms of CPU per pass. Splitting one-block data in two made
+#: the fits 1.1-2x faster in wall time on 2 idle cores (wide, sparse, badly_scaled,
+#: separable at --quick sizes; even on digits) and costs 20-40% more CPU time
+#: (benchmarks/RESULTS.md).
 MIN_THREAD_WORK = 5e5
 
 
