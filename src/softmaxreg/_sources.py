@@ -131,6 +131,16 @@ class ArraySource:
     def map_reduce(self, fn: Callable[[Block, int], tuple]) -> tuple:
         return sum_tuples(fn(block, i) for i, block in enumerate(self.blocks()))
 
+    def take(self, rows: np.ndarray) -> ArraySource:
+        """A source holding a copy of the given rows (sorted indices), for subsampling."""
+        return ArraySource(
+            self.X[rows],
+            self.targets[rows],
+            self.weights[rows],
+            self.n_classes,
+            offset=None if self.offset is None else self.offset[rows],
+        )
+
     def map_reduce_threaded(self, fn: Callable[[Block, int], tuple]) -> tuple:
         """:meth:`map_reduce` with blocks evaluated on :data:`MAP_THREADS` threads.
 
