@@ -379,9 +379,12 @@ class SoftmaxRegressionCV(SoftmaxRegression):
     def _kronecker(self, X, codes, sw, classes, folds, Cs):
         """Every fold's ridge path at once by Kronecker-preconditioned Newton-CG."""
         strengths = split_penalty("l2", 1.0, None, self.penalty_factor, X.shape[1])[0]
+        import os
+
+        Xp = X.astype(np.float32) if os.environ.get("CV32") else X
         with blas_one_thread():
             stack = FoldStack(
-                X,
+                Xp,
                 codes,
                 sw,
                 self._membership(X.shape[0], folds),
@@ -435,9 +438,12 @@ class SoftmaxRegressionCV(SoftmaxRegression):
         strengths = split_penalty("l2", 1.0, None, self.penalty_factor, X.shape[1])[0]
         lam = np.zeros(self.coefs_paths_.shape[4])
         lam[: X.shape[1]] = strengths / self.C_
+        import os
+
+        Xp = X.astype(np.float32) if os.environ.get("CV32") else X
         with blas_one_thread():
             stack = FoldStack(
-                X,
+                Xp,
                 codes,
                 sw,
                 np.ones((X.shape[0], 1), dtype=bool),
@@ -458,7 +464,9 @@ class SoftmaxRegressionCV(SoftmaxRegression):
         result.converged, result.loss = result.grad_norm <= result.gtol, f
         warn_not_converged(result, stacklevel=4)
         self.classes_, self.basis_, self._separation_checked_ = classes, None, None
+        n_iter = self.n_iter_  # the folds' (scikit-learn's n_iter_), not the refit's
         self._store(objective, result, X.dtype)
+        self.n_iter_ = n_iter
 
     def _score(self, model, X, codes, sw, classes):
         if self.scoring is None or self.scoring == "neg_log_loss":

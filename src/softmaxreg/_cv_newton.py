@@ -131,7 +131,7 @@ def newton_ridge(problem, lam, coef0, *, tol, max_iter, start=None) -> SolverRes
         if not gs < 0:
             s = -apply(g)
             gs = float(g @ s)
-        slack = 10 * np.finfo(float).eps * abs(f)
+        slack = 10 * np.finfo(problem.dtype).eps * abs(f)
         t = 1.0
         fnew, gnew, Pnew = problem.evaluate(w + s, lam)
         counts["fun"] += 1

@@ -309,11 +309,21 @@ class FoldStack:
             self._gram = G
         return self._gram
 
+    def _gram_eigen(self):
+        """Eigenvalues (F, p) and eigenvectors (F, p, p) of each fold's Gram matrix."""
+        if getattr(self, "_eigen", None) is None:
+            self._eigen = np.linalg.eigh(self.gram())
+        return self._eigen
+
     def preconditioner(self, cache, lam):
         """``v -> M^{-1} v``, ``M`` the Kronecker-factored Hessian of each fold (block diagonal).
 
-        Fold ``f``: ``M_f = (A_f (x) G_f + I (x) diag(lam)) / S_f`` with ``A_f`` the mean
-        over its rows of ``c (diag y - y y^T)`` (``softmaxreg._cv_newton``).
+        Fold ``f``: ``M_f = (A_f (x) G_f + I (x) lam_bar diag(1, ..., 1, 0)) / S_f`` with
+        ``A_f`` the sum over its rows of ``c (diag y - y y^T)`` divided by the rows' weight,
+        ``G_f`` its Gram matrix and ``lam_bar`` the mean ridge strength of the features (the
+        intercept unpenalised; ``softmaxreg._cv_newton``). With the eigenvectors of ``A_f``
+        (per step, ``K x K``) and of ``G_f`` (once) it is diagonal up to a rank-one term
+        for the intercept: applying it costs a few small products.
         """
         F, K, p = self.n_folds, self.n_classes, self.n_features + self.fit_intercept
         A = np.zeros((F, K, K))
@@ -328,17 +338,23 @@ class FoldStack:
         # The all-ones class direction is the softmax's null space (symmetric form): there the
         # Hessian is the ridge alone; its unpenalised columns get a typical curvature.
         a = np.where(a > 1e-8 * top, a, top)
-        G = self.gram()
-        B = a[:, :, None, None] * G[:, None]  # (F, R, p, p)
-        floor = 1e-12 * top[:, 0] * np.trace(G, axis1=1, axis2=2) / p
-        idx = np.arange(p)
-        B[:, :, idx, idx] += np.asarray(lam)[None, None, :] + floor[:, None, None]
-        Binv = np.linalg.inv(B) * self.scales[:, None, None, None]
+        gamma, Q = self._gram_eigen()
+        gamma = np.maximum(gamma, 0.0)
+        lam_bar = float(np.mean(np.asarray(lam)[: self.n_features])) if self.n_features else 0.0
+        floor = 1e-12 * top * gamma.max(axis=1, keepdims=True)  # (F, 1)
+        D = 1.0 / (a[:, :, None] * gamma[:, None, :] + (lam_bar + floor)[:, :, None])  # (F,R,p)
+        if self.fit_intercept:
+            # The intercept is not penalised: M = C - lam_bar e e^T with C = A (x) G + lam_bar I
+            # and e the intercept's column, inverted by Sherman-Morrison (u = C^-1 e).
+            u = np.matmul(D * Q[:, None, -1, :], Q.transpose(0, 2, 1))  # (F, R, p)
+            shrink = lam_bar / (1.0 - lam_bar * u[:, :, -1])  # (F, R)
 
         def apply(v):
             Z = np.matmul(U.transpose(0, 2, 1), v.reshape(F, -1, p))  # rotate classes
-            Z = np.matmul(Binv, Z[..., None])[..., 0]
-            return np.matmul(U, Z).ravel()
+            Y = np.matmul(np.matmul(Z, Q) * D, Q.transpose(0, 2, 1))  # C^-1 z
+            if self.fit_intercept:
+                Y += u * (shrink * np.einsum("frp,frp->fr", u, Z))[:, :, None]
+            return (np.matmul(U, Y) * self.scales[:, None, None]).ravel()
 
         return apply
 
