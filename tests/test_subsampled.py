@@ -183,3 +183,22 @@ def test_estimator_default_uses_it_and_matches_newton():
     assert auto.result_.solver == "subsampled-newton"
     np.testing.assert_allclose(auto.coef_, exact.coef_, atol=1e-7)
     np.testing.assert_allclose(auto.intercept_, exact.intercept_, atol=1e-7)
+
+
+def test_tall_subsample_warm_starts_from_a_smaller_one(monkeypatch):
+    """A subsample that is itself tall gets its own subsample: no full Hessian of it."""
+    X, y = _data(n=70_000, seed=13)
+    obj = _objective(X, y, l2=1.0)
+    m = subsampled.sample_size(70_000, obj.n_coef)
+    assert subsampled.sample_size(m, obj.n_coef) is not None
+    sizes, inner = [], subsampled.minimize
+
+    def spy(oracle, coef0, **kw):
+        sizes.append(oracle.source.n_samples)
+        return inner(oracle, coef0, **kw)
+
+    monkeypatch.setattr(subsampled, "minimize", spy)
+    sub, ref = _both(obj)
+    _check_same(sub, ref, obj)
+    # the top call comes from the registry; the warm starts through the module's name
+    assert sizes == [m, subsampled.sample_size(m, obj.n_coef)]

@@ -84,7 +84,7 @@ def minimize(oracle, coef0, *, tol, max_iter, callback=None):
     sub = None if m is None else oracle.subsample(m, SEED)
     if sub is None:
         return _named(SOLVERS[full](oracle, coef0, tol=tol, max_iter=max_iter, callback=callback))
-    w = _warm_start(sub, coef0, full, max(tol, WARM_TOL / np.sqrt(m)))
+    w = _warm_start(sub, coef0, max(tol, WARM_TOL / np.sqrt(m)))
     if w is None:  # the subsample's problem has no solution: no use for its curvature
         return _named(SOLVERS[full](oracle, coef0, tol=tol, max_iter=max_iter, callback=callback))
     Q = oracle.null_space()
@@ -112,14 +112,16 @@ def _named(res):
     return res
 
 
-def _warm_start(sub, coef0, full, tol):
-    """The subsample's solution to ``tol``, or ``None`` if it has none (or no certificate)."""
-    from . import SOLVERS
+def _warm_start(sub, coef0, tol):
+    """The subsample's solution to ``tol``, or ``None`` if it has none (or no certificate).
 
+    Found by this solver again: a subsample that is itself tall gets its warm start and
+    curvature from a smaller one (``n / 256`` rows, ...), so its full Hessian is never built.
+    """
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")  # a singular subsample Hessian is not the user's data
         try:
-            res = SOLVERS[full](CountingOracle(sub), coef0, tol=tol, max_iter=WARM_MAX_ITER)
+            res = minimize(CountingOracle(sub), coef0, tol=tol, max_iter=WARM_MAX_ITER)
         except (ValueError, np.linalg.LinAlgError):
             return None
     return res.coef if res.converged and np.all(np.isfinite(res.coef)) else None
