@@ -115,7 +115,8 @@ def fit_streamed(args, estimator_kwargs: dict):
     )
     model = SoftmaxRegression(**estimator_kwargs)
     start = time.perf_counter()
-    model.fit(source, checkpoint=args.checkpoint, resume=bool(args.resume))
+    with source:  # deletes the decoded-block cache, if any, after the fit
+        model.fit(source, checkpoint=args.checkpoint, resume=bool(args.resume))
     report = {
         "classes": [c.item() if isinstance(c, np.generic) else c for c in model.classes_],
         "n_features": int(model.n_features_in_),
