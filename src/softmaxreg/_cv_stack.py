@@ -94,6 +94,28 @@ class FoldStack:
         if self.threads > 1:  # a block for each thread at least
             self.rows = min(self.rows, -(-n // self.threads))
         self._ones = np.ones(K)
+        if self.fit_intercept:  # the intercept as a column of ones: one product gives both
+            ones = np.ones((n, 1), dtype=X.dtype)
+            self.X1 = (
+                sp.hstack([self.X, ones], format="csr") if sp.issparse(X) else np.hstack([X, ones])
+            )
+        else:
+            self.X1 = self.X
+        self.cinv = np.divide(1.0, self.c, out=np.zeros_like(self.c), where=self.c > 0)
+        # flat indices of each row's target logit in an (n_b, F, K) block, and the constant
+        # part of the gradient sum_n c_nf e_{y_n} phi_n^T (shape (F K, p))
+        self._picks = [
+            (
+                np.arange(r.stop - r.start if r.stop <= n else n - r.start)[:, None]
+                * (self.n_folds * K)
+                + np.arange(self.n_folds) * K
+                + codes[r][:, None]
+            )
+            for r in self._blocks()
+        ]
+        Y = np.zeros((n, self.n_folds, K))
+        Y[np.arange(n), :, codes] = self.c
+        self._target_sum = self._tdot(slice(0, n), Y.reshape(n, -1))
         self._rms = None
         self._last = None
         # what the solver registry asks of a source (BLAS thread limits, solver choice)
@@ -108,7 +130,8 @@ class FoldStack:
         return M
 
     def _pack(self, TW, Tb, coef):
-        """Sum-form totals (F, K, d), (F, K) -> the mean-form gradient vector, penalty added."""
+        """Sum-form totals (F, K, p) (or (F, K, d) and intercepts (F, K)) -> the mean-form
+        gradient vector, penalty added."""
         T = TW if Tb is None else np.concatenate([TW, Tb[:, :, None]], axis=2)
         if self.reference:
             T = T[:, 1:]
@@ -120,12 +143,13 @@ class FoldStack:
             yield slice(start, start + self.rows)
 
     def _dot(self, rows, M):
-        """``X[rows] @ M.T`` as a dense (n_b, F K) array."""
-        return np.asarray(self.X[rows] @ M.T)
+        """``[X, 1][rows] @ M.T`` as a dense (n_b, F K) array (``M`` of width ``p``)."""
+        return np.asarray(self.X1[rows] @ M.T)
 
     def _tdot(self, rows, R):
-        """``R.T @ X[rows]``, shape (F K, d) (for dense ``X`` BLAS's faster layout)."""
-        Xb = self.X[rows]
+        """``R.T @ [X, 1][rows]``, shape (F K, p) (for dense ``X`` BLAS's faster layout)."""
+        Xb = self.X1[rows]
+        R = R.astype(self.dtype, copy=False)  # float32 data: float32 products
         return np.asarray(Xb.T @ R).T if sp.issparse(Xb) else R.T @ Xb
 
     def _class_sum(self, A):
@@ -156,30 +180,26 @@ class FoldStack:
 
     # -- oracle ----------------------------------------------------------------------------
     def _evaluate(self, coef, keep, grad=True):
-        F, K, d = self.n_folds, self.n_classes, self.n_features
+        """Value, gradient and (``keep``) the per-block weighted probabilities ``c_nf y_nfk``."""
+        F, K = self.n_folds, self.n_classes
         M = self._full(coef)
-        W = M[:, :, :d].reshape(F * K, d).astype(self.dtype)
-        cache = [None] * -(-self.X.shape[0] // self.rows)
+        W = M.reshape(F * K, -1).astype(self.dtype)
+        cache = [None] * len(self._picks)
 
         def block(rows, i):
             A = self._dot(rows, W).reshape(-1, F, K).astype(np.float64, copy=False)
-            if self.fit_intercept:
-                A += M[:, :, d]
             A -= self._class_max(A)[:, :, None]
-            c, y = self.c[rows], self.codes[rows]
-            n_b = A.shape[0]
-            picked = A[np.arange(n_b), :, y]  # (n_b, F), shifted logits of the targets
-            P = np.exp(A, out=A)
-            total = self._class_sum(P)
+            picked = A.reshape(-1)[self._picks[i]]  # (n_b, F), shifted logits of the targets
+            E = np.exp(A, out=A)
+            total = self._class_sum(E)
+            c = self.c[rows]
             loss = ((np.log(total) - picked) * c).sum(axis=0)
             if not grad:
                 return (loss,)
-            P /= total[:, :, None]
-            G = P * c[:, :, None]
-            G[np.arange(n_b), :, y] -= c
+            E *= (c / total)[:, :, None]  # c y: the probabilities times the row weights
             if keep:
-                cache[i] = P
-            return loss, self._tdot(rows, G.reshape(n_b, F * K)), G.sum(axis=0)
+                cache[i] = E
+            return loss, self._tdot(rows, E.reshape(-1, F * K))
 
         with np.errstate(over="ignore", invalid="ignore"):
             loss, *grads = self._map(block)
@@ -187,8 +207,7 @@ class FoldStack:
         f = float(np.sum((loss + pen) / self.scales))
         if not grad:
             return (f if np.isfinite(f) else np.inf), None, None
-        gW, gb = grads
-        g = self._pack(gW.reshape(F, K, d), gb if self.fit_intercept else None, coef)
+        g = self._pack((grads[0] - self._target_sum).reshape(F, K, -1), None, coef)
         if keep:
             self._last = (np.array(coef, dtype=np.float64), cache)
         return (f if np.isfinite(f) else np.inf), g, cache
@@ -205,25 +224,21 @@ class FoldStack:
         return f, g, self._hessp(cache)
 
     def _hessp(self, cache):
-        F, K, d = self.n_folds, self.n_classes, self.n_features
+        F, K = self.n_folds, self.n_classes
 
         def hessp(v):
-            V = self._full(v)
-            Vw = V[:, :, :d].reshape(F * K, d).astype(self.dtype)
+            V = self._full(v).reshape(F * K, -1).astype(self.dtype)
 
             def block(rows, i):
-                P = cache[i]
-                dA = self._dot(rows, Vw).reshape(-1, F, K).astype(np.float64, copy=False)
-                if self.fit_intercept:
-                    dA += V[:, :, d]
-                R = P * dA
-                dA -= self._class_sum(R)[:, :, None]
-                np.multiply(P, dA, out=R)
-                R *= self.c[rows][:, :, None]
-                return self._tdot(rows, R.reshape(-1, F * K)), R.sum(axis=0)
+                Pc = cache[i]  # c y
+                dA = self._dot(rows, V).reshape(-1, F, K).astype(np.float64, copy=False)
+                R = Pc * dA
+                dA -= (self._class_sum(R) * self.cinv[rows])[:, :, None]  # dA - y.dA
+                np.multiply(Pc, dA, out=R)  # c y (dA - y.dA)
+                return (self._tdot(rows, R.reshape(-1, F * K)),)
 
-            hW, hb = self._map(block)
-            return self._pack(hW.reshape(F, K, d), hb if self.fit_intercept else None, v)
+            (H,) = self._map(block)
+            return self._pack(H.reshape(F, K, -1), None, v)
 
         return hessp
 
@@ -233,8 +248,8 @@ class FoldStack:
         if self._last is None or not np.array_equal(self._last[0], coef):
             self._evaluate(coef, keep=True)
         dW, db = np.zeros((F * K, d)), np.zeros((F, K))
-        for rows, P in zip(self._blocks(), self._last[1], strict=True):
-            Q = P * (1 - P) * self.c[rows][:, :, None]
+        for rows, Pc in zip(self._blocks(), self._last[1], strict=True):
+            Q = Pc * (1 - Pc * self.cinv[rows][:, :, None])  # c y (1 - y)
             Xb = self.X[rows]
             X2 = Xb.multiply(Xb) if sp.issparse(Xb) else np.square(Xb)
             dW += np.asarray(X2.T @ Q.reshape(-1, F * K)).T
@@ -327,8 +342,8 @@ class FoldStack:
         """
         F, K, p = self.n_folds, self.n_classes, self.n_features + self.fit_intercept
         A = np.zeros((F, K, K))
-        for rows, P in zip(self._blocks(), cache, strict=True):
-            Pc = P * self.c[rows][:, :, None]  # (n_b, F, K)
+        for rows, Pc in zip(self._blocks(), cache, strict=True):
+            P = Pc * self.cinv[rows][:, :, None]  # (n_b, F, K)
             A -= np.matmul(Pc.transpose(1, 2, 0), P.transpose(1, 0, 2))
             A[:, np.arange(K), np.arange(K)] += Pc.sum(axis=0)
         if self.reference:
