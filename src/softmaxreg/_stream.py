@@ -40,6 +40,8 @@ import warnings
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
+from functools import lru_cache
 from numbers import Integral
 from pathlib import Path
 
@@ -338,16 +340,23 @@ class _FileSource:
             return
         cache = self._start_cache()
         cols = [*self.feature_names, self.target] + ([self.weight] if self.weight else [])
-        start, offset = 0, 0
-        for table in self._tables(cols, self.batch_rows):
-            buf = self._decode(table, start)
-            start += table.num_rows
+        start, offset, writes = 0, 0, deque()
+        try:
+            for table in self._tables(cols, self.batch_rows):
+                buf = self._decode(table, start)
+                start += table.num_rows
+                if cache is not None:  # written in a thread of its own, overlapping decoding
+                    writes.append(_writer().submit(cache.write, buf, offset))
+                    offset += buf.size
+                    while len(writes) > 2 or (writes and writes[0].done()):
+                        writes.popleft().result()
+                yield buf
+            while writes:
+                writes.popleft().result()
             if cache is not None:
-                cache.write(buf, offset)
-                offset += buf.size
-            yield buf
-        if cache is not None:
-            cache.complete = start == self.n_samples
+                cache.complete = start == self.n_samples
+        finally:  # an abandoned pass: no write may outlive it (the file may be closed next)
+            wait(writes)
 
     def _block_sizes(self) -> list[int]:
         full, last = divmod(self.n_samples, self.batch_rows)
@@ -437,6 +446,12 @@ class _FileSource:
             f"n_samples={self.n_samples}, n_features={self.n_features}, "
             f"n_classes={self.n_classes}, batch_rows={self.batch_rows})"
         )
+
+
+@lru_cache(maxsize=1)
+def _writer() -> ThreadPoolExecutor:
+    """The thread that writes decoded blocks to the cache (writing costs a copy per byte)."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="softmaxreg-cache")
 
 
 def _checked_cache(cache):
