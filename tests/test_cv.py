@@ -198,3 +198,120 @@ def test_unconverged_fold_fits_warn_once():
 
     with pytest.warns(ConvergenceWarning, match="cross-validation fit"):
         SoftmaxRegressionCV(Cs=[1e4], cv=3, max_iter=1, path_tol=1e-12, refit=False).fit(X, Y)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_kronecker_path_equals_trust_region_path(n_classes, fit_intercept):
+    """solver="auto" (Kronecker-preconditioned Newton-CG) and solver="newton-cg" (TRON on the
+    same stacked folds) reach the same fold solutions, scores and refit."""
+    Xk, y = make_classification(200, 6, n_informative=4, n_classes=n_classes, random_state=3)
+    Xk = Xk * np.array([1.0, 10.0, 0.1, 1.0, 100.0, 1.0])  # badly scaled columns
+    sw = np.random.default_rng(1).uniform(0.5, 2.0, 200)
+    params = dict(Cs=[0.01, 1.0, 100.0], cv=FOLDS, fit_intercept=fit_intercept, tol=1e-9)
+    params.update(path_tol=1e-9, penalty_factor=[1.0, 0.5, 2.0, 1.0, 1.0, 0.0], max_iter=300)
+    kron = SoftmaxRegressionCV(**params).fit(Xk, y, sample_weight=sw)
+    tron = SoftmaxRegressionCV(solver="newton-cg", **params).fit(Xk, y, sample_weight=sw)
+    assert kron.result_.solver == "newton-kfac" and tron.result_.solver != "newton-kfac"
+    assert kron.C_ == tron.C_
+    np.testing.assert_allclose(kron.scores_, tron.scores_, rtol=1e-8)
+    # both certified at 1e-9; at C=100 the binary problem is nearly separable (flat optimum)
+    np.testing.assert_allclose(kron.coefs_paths_, tron.coefs_paths_, atol=1e-4)
+    np.testing.assert_allclose(kron.coef_, tron.coef_, atol=1e-4)
+    np.testing.assert_allclose(kron.predict_proba(Xk), tron.predict_proba(Xk), atol=1e-6)
+
+
+def _certificate(model, X, y, sw=None):
+    """max |gradient / column RMS| of the library's objective at the model's coefficients."""
+    from softmaxreg._path import build_problem
+    from softmaxreg._sources import ArraySource
+
+    codes = np.searchsorted(model.classes_, y)
+    sw = np.ones(len(y)) if sw is None else sw
+    source = ArraySource(X, codes, sw, model.classes_.size)
+    objective, _ = build_problem(source, penalty="l2", C=model.C_, fit_intercept=True)
+    coef = np.hstack([model.coef_, model.intercept_[:, None]]).ravel()
+    _, g = objective.loss_grad(coef)
+    return float(np.max(np.abs(g / objective.gradient_scale())))
+
+
+def test_refit_reaches_the_estimator_certificate():
+    """The refit (warm-started from the fold solutions) meets SoftmaxRegression's default
+    certificate, and equals SoftmaxRegression(C=C_) fitted from scratch."""
+    model = SoftmaxRegressionCV(Cs=CS, cv=FOLDS).fit(X, Y)
+    assert model.tol == SoftmaxRegression().tol == 1e-6
+    assert model.result_.converged and _certificate(model, X, Y) <= 1e-6
+    single = SoftmaxRegression(C=model.C_).fit(X, Y)
+    np.testing.assert_allclose(model.coef_, single.coef_, atol=1e-5)
+    assert model.n_iter_.shape == (4, 1, CS.size)
+
+
+@pytest.mark.parametrize("n_classes", [2, 4])
+def test_kronecker_preconditioner_inverts_its_matrix(n_classes):
+    """apply(v) solves M x = v for the explicit M_f = (A_f (x) G_f + lam_bar I (x) D) / S_f
+    (D = diag(1, ..., 1, 0): the intercept unpenalised), on class-centred v."""
+    from softmaxreg._cv_stack import FoldStack
+
+    Xf, y = make_classification(
+        150, 4, n_informative=3, n_redundant=0, n_classes=n_classes, random_state=2
+    )
+    sw = np.random.default_rng(0).uniform(0.5, 2.0, 150)
+    folds = list(StratifiedKFold(3).split(Xf, y))
+    train = np.zeros((150, 3), dtype=bool)
+    for f, (rows, _) in enumerate(folds):
+        train[rows, f] = True
+    lam = np.array([2.0, 2.0, 2.0, 2.0, 0.0])
+    stack = FoldStack(Xf, y, sw, train, n_classes, lam[:4], True)
+    rng = np.random.default_rng(3)
+    _, _, cache = stack.evaluate(rng.normal(size=stack.n_coef) * 0.3, lam)
+    apply = stack.preconditioner(cache, lam)
+    P = np.concatenate(cache) * stack.cinv[:, :, None]  # probabilities (n, F, K)
+    R = n_classes - (n_classes == 2)
+    v = rng.normal(size=(3, R, 5))
+    if n_classes > 2:
+        v -= v.mean(axis=1, keepdims=True)  # off the softmax's null direction
+    x = apply(v.ravel()).reshape(3, R, 5)
+    for f in range(3):
+        c = stack.c[:, f]
+        A = np.einsum("n,nk,kj->kj", c, P[:, f], np.eye(n_classes))
+        A -= np.einsum("n,nk,nj->kj", c, P[:, f], P[:, f])
+        if n_classes == 2:
+            A = A[1:, 1:]
+        Phi = np.hstack([Xf, np.ones((150, 1))])
+        G = Phi.T @ (c[:, None] * Phi)
+        M = np.kron(A / c.sum(), G) + np.kron(np.eye(R), np.diag(lam)) * 1.0
+        M /= c.sum()
+        np.testing.assert_allclose(M @ x[f].ravel(), v[f].ravel(), rtol=1e-8, atol=1e-10)
+
+
+def test_fold_stack_on_two_threads_equals_one():
+    from softmaxreg._cv_stack import FoldStack
+
+    train = np.zeros((300, 4), dtype=bool)
+    for f, (rows, _) in enumerate(FOLDS.split(X, Y)):
+        train[rows, f] = True
+    one = FoldStack(X, Y, np.ones(300), train, 3, np.ones(8), True, threads=1)
+    two = FoldStack(X, Y, np.ones(300), train, 3, np.ones(8), True, threads=2)
+    assert len(two._picks) == 2 and len(one._picks) == 1
+    w = np.random.default_rng(0).normal(size=one.n_coef)
+    lam = np.r_[np.ones(8), 0.0]
+    (f1, g1, c1), (f2, g2, c2) = one.evaluate(w, lam), two.evaluate(w, lam)
+    assert f1 == pytest.approx(f2, rel=1e-13)
+    np.testing.assert_allclose(g1, g2, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(one.hessp_at(c1, w, lam), two.hessp_at(c2, w, lam), atol=1e-13)
+    assert one.loss_at(w, lam) == pytest.approx(two.loss_at(w, lam), rel=1e-13)
+
+
+def test_float32_fold_passes_pick_the_same_grid_point():
+    """Large float64 data at path_tol >= 1e-4 run the fold passes in float32: the scores agree
+    with tightly converged float64 fold fits to 1e-4 and the same grid point is chosen."""
+    import softmaxreg._cv as cv
+
+    Xl, y = make_classification(3000, 20, n_informative=8, n_classes=4, random_state=5)
+    assert 3000 * 21 * 4 * 5 >= cv.SINGLE_PRECISION_WORK
+    grid = np.logspace(-3, 2, 6)
+    fast = SoftmaxRegressionCV(Cs=grid, cv=5).fit(Xl, y)
+    exact = SoftmaxRegressionCV(Cs=grid, cv=5, path_tol=1e-9).fit(Xl, y)
+    assert fast.C_ == exact.C_
+    np.testing.assert_allclose(fast.scores_, exact.scores_, atol=1e-4)
+    np.testing.assert_allclose(fast.coef_, exact.coef_, atol=1e-5)  # both refits at tol=1e-6

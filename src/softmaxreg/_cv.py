@@ -15,6 +15,7 @@ Folds that miss a class
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
@@ -109,7 +110,10 @@ class SoftmaxRegressionCV(SoftmaxRegression):
         fold solutions at each fold's best grid point (every training fold must hold every
         class).
     n_jobs : int or None, default=None
-        Folds fitted in parallel threads (joblib).
+        Threads. Dense ridge paths (``solver="auto"``) share each pass over the rows
+        between them: ``None`` uses both cores of a pass once it holds enough work
+        (``softmaxreg._cv_stack.THREAD_WORK``), ``1`` one thread, ``-1`` all cores. Other
+        paths fit the folds in parallel threads (joblib; ``None`` is one).
     tol : float, default=1e-6
         Certificate of the final (refitted) model, as for :class:`SoftmaxRegression`:
         ``max |gradient / column RMS| <= tol``.
@@ -265,7 +269,8 @@ class SoftmaxRegressionCV(SoftmaxRegression):
         kron = ridge and self.solver == "auto"
         kron = kron and fits_kronecker(X.shape[1], classes.size, len(folds), self.fit_intercept)
         if kron:
-            runs = self._kronecker(X, codes, sw, classes, folds, Cs)
+            with blas_one_thread():  # the stacked passes, not BLAS, use the cores
+                runs = self._kronecker(X, codes, sw, classes, folds, Cs)
         elif ridge:
             runs = self._stacked(X, codes, sw, classes, folds, Cs)
         else:
@@ -291,7 +296,8 @@ class SoftmaxRegressionCV(SoftmaxRegression):
         i, j = np.unravel_index(np.argmax(mean), mean.shape)
         self.C_, self.l1_ratio_ = float(Cs[j]), ratios[i]
         if self.refit and kron:
-            self._refit_kronecker(X, codes, sw, classes)
+            with blas_one_thread():
+                self._refit_kronecker(X, codes, sw, classes)
         elif self.refit:
             final = self._single(self.C_, self.l1_ratio_).fit(X, y, sample_weight=sample_weight)
             self.__dict__.update(
@@ -376,6 +382,13 @@ class SoftmaxRegressionCV(SoftmaxRegression):
                 self._unconverged.append(result)
         return [(scores[f], paths[f], n_iter[f]) for f in range(len(folds))]
 
+    def _threads(self):
+        """Threads of the stacked passes: ``n_jobs`` (``-1``: all cores), or by data size."""
+        if self.n_jobs is None:
+            return None
+        n_jobs = int(self.n_jobs)
+        return (os.cpu_count() or 1) if n_jobs < 0 else max(n_jobs, 1)
+
     def _membership(self, n, folds):
         train = np.zeros((n, len(folds)), dtype=bool)
         for f, (rows, _) in enumerate(folds):
@@ -391,19 +404,19 @@ class SoftmaxRegressionCV(SoftmaxRegression):
         single = X.dtype == np.float64 and self.path_tol >= SINGLE_PRECISION_TOL
         single = single and work >= SINGLE_PRECISION_WORK
         Xp = X.astype(np.float32) if single else X
-        with blas_one_thread():
-            stack = FoldStack(
-                Xp,
-                codes,
-                sw,
-                self._membership(X.shape[0], folds),
-                classes.size,
-                strengths,
-                self.fit_intercept,
-            )
-            coefs, results = ridge_path(
-                stack, strengths, Cs, tol=self.path_tol, max_iter=self.max_iter
-            )  # (n_Cs, F, R, p)
+        stack = FoldStack(
+            Xp,
+            codes,
+            sw,
+            self._membership(X.shape[0], folds),
+            classes.size,
+            strengths,
+            self.fit_intercept,
+            threads=self._threads(),
+        )
+        coefs, results = ridge_path(
+            stack, strengths, Cs, tol=self.path_tol, max_iter=self.max_iter
+        )  # (n_Cs, F, R, p)
         self._unconverged += [r for r in results if not r.converged]
         paths = coefs.transpose(1, 0, 2, 3)[:, None]  # (F, 1, n_Cs, R, p)
         n_iter = np.array([r.n_iter for r in results])
@@ -447,17 +460,17 @@ class SoftmaxRegressionCV(SoftmaxRegression):
         strengths = split_penalty("l2", 1.0, None, self.penalty_factor, X.shape[1])[0]
         lam = np.zeros(self.coefs_paths_.shape[4])
         lam[: X.shape[1]] = strengths / self.C_
-        with blas_one_thread():
-            stack = FoldStack(
-                X,
-                codes,
-                sw,
-                np.ones((X.shape[0], 1), dtype=bool),
-                classes.size,
-                strengths,
-                self.fit_intercept,
-            )
-            result, _ = newton_ridge(stack, lam, coef0, tol=self.tol, max_iter=self.max_iter)
+        stack = FoldStack(
+            X,
+            codes,
+            sw,
+            np.ones((X.shape[0], 1), dtype=bool),
+            classes.size,
+            strengths,
+            self.fit_intercept,
+            threads=self._threads(),
+        )
+        result, _ = newton_ridge(stack, lam, coef0, tol=self.tol, max_iter=self.max_iter)
         objective, _ = build_problem(
             ArraySource(X, codes, sw, classes.size),
             penalty="l2",

@@ -68,9 +68,12 @@ class FoldStack:
     l2 : ndarray of shape (n_features,)
         Ridge strengths (sum form, see the Conventions).
     fit_intercept : bool
+    threads : int, optional
+        Threads over row blocks; by default :data:`~softmaxreg._sources.MAP_THREADS` when a
+        pass has at least :data:`THREAD_WORK` operations per thread, else one.
     """
 
-    def __init__(self, X, codes, weights, train, n_classes, l2, fit_intercept=True):
+    def __init__(self, X, codes, weights, train, n_classes, l2, fit_intercept=True, threads=None):
         self.X = X.tocsr() if sp.issparse(X) else X
         self.codes = codes
         self.n_folds = train.shape[1]
@@ -90,7 +93,9 @@ class FoldStack:
         self.rows = default_block_rows(d, self.n_folds * K, X.dtype.itemsize)
         n = X.shape[0]
         work = n * self.n_folds * K * (2 * (X.nnz / max(n, 1) if sp.issparse(X) else d) + 8)
-        self.threads = MAP_THREADS if work >= MAP_THREADS * THREAD_WORK else 1
+        if threads is None:
+            threads = MAP_THREADS if work >= MAP_THREADS * THREAD_WORK else 1
+        self.threads = max(1, int(threads))
         if self.threads > 1:  # a block for each thread at least
             self.rows = min(self.rows, -(-n // self.threads))
         self._ones = np.ones(K)
