@@ -202,3 +202,15 @@ def test_tall_subsample_warm_starts_from_a_smaller_one(monkeypatch):
     _check_same(sub, ref, obj)
     # the top call comes from the registry; the warm starts through the module's name
     assert sizes == [m, subsampled.sample_size(m, obj.n_coef)]
+
+
+def test_bfgs_operator_meets_the_secant_conditions():
+    rng = np.random.default_rng(14)
+    A = rng.standard_normal((6, 6))
+    B0, H = A @ A.T + np.eye(6), np.diag(rng.uniform(1, 5, 6))  # model and "true" curvature
+    s1, s2 = rng.standard_normal(6), rng.standard_normal(6)
+    op = subsampled.bfgs_operator(lambda v: B0 @ v, [(s1, H @ s1), (s2, H @ s2)])
+    np.testing.assert_allclose(op(s2), H @ s2, rtol=1e-10)  # the last pair exactly
+    B = np.column_stack([op(e) for e in np.eye(6)])
+    np.testing.assert_allclose(B, B.T, atol=1e-10)
+    assert np.linalg.eigvalsh(B).min() > 0  # stays positive definite

@@ -33,7 +33,7 @@ import scipy.linalg as la
 from . import newton_cg
 from ._base import CountingOracle, Stopping
 
-__all__ = ["minimize", "sample_size"]
+__all__ = ["bfgs_operator", "minimize", "sample_size"]
 
 #: The subsample holds ``max(n / FRACTION, ROWS_PER_COEF * n_coef)`` rows and is used only
 #: when that is at most ``n / MIN_RATIO`` (else the full solver).
@@ -56,6 +56,7 @@ MAX_SLOW = 3
 #: Relative residual of the CG solves on the subsample Hessian (many coefficients): the
 #: subsample's curvature is itself only about this accurate.
 CG_RTOL = 0.1
+SECANT_PAIRS = 1
 NAME = "subsampled-newton"
 
 
@@ -155,21 +156,55 @@ class _CholeskyCurvature:
     def refresh(self):
         self.cho = None
 
+    def learn(self, s, y):
+        pass
+
 
 class _CGCurvature:
-    """Newton directions by preconditioned CG on subsample Hessian-vector products."""
+    """Newton directions by preconditioned CG on subsample Hessian-vector products,
+    corrected by BFGS updates from the last ``SECANT_PAIRS`` full-data steps.
+
+    Each full-data step ``s`` gives the exact full curvature along it,
+    ``y = g(w + s) - g(w)``; the BFGS update of the subsample Hessian ``B`` with ``(s, y)``
+    makes ``B s = y``, which removes the subsample's error along the slowest modes of the
+    iteration (those the steps follow).
+    """
 
     def __init__(self, sub, null_space, rtol):
         self.sub, self.Q, self.rtol = sub, null_space, rtol
+        self.pairs = []
+
+    def learn(self, s, y):
+        if SECANT_PAIRS and float(y @ s) > 0:
+            self.pairs = (self.pairs + [(s, y)])[-SECANT_PAIRS:]
 
     def direction(self, w, g):
         _, hessp = self.sub.grad_hessp(w)
         M = newton_cg._preconditioner(self.sub, w, self.Q)
-        s, _ = newton_cg.steihaug_cg(hessp, g, np.inf, rtol=self.rtol, M=M)
-        return s if np.all(np.isfinite(s)) else None
+        d, _ = newton_cg.steihaug_cg(bfgs_operator(hessp, self.pairs), g, np.inf, self.rtol, M=M)
+        return d if np.all(np.isfinite(d)) else None
 
     def refresh(self):
         pass
+
+
+def bfgs_operator(hessp, pairs):
+    """``v -> B v`` for ``B`` the operator ``hessp`` after BFGS updates with the ``(s, y)``
+    pairs in order: ``B+ = B - B s s^T B / s^T B s + y y^T / y^T s`` (so ``B+ s = y``)."""
+    terms = []  # (B_j s_j, s_j.B_j s_j, y_j, y_j.s_j) with B_j the operator before pair j
+
+    def op(v):
+        r = hessp(v)
+        for Bs, sBs, y, ys in terms:
+            r += y * ((y @ v) / ys) - Bs * ((Bs @ v) / sBs)
+        return r
+
+    for s, y in pairs:
+        Bs = op(s)
+        sBs, ys = float(s @ Bs), float(y @ s)
+        if sBs > 0 and ys > 0:
+            terms.append((Bs, sBs, y, ys))
+    return op
 
 
 def _phase(oracle, curvature, w, *, tol, max_iter, callback):
@@ -191,6 +226,7 @@ def _phase(oracle, curvature, w, *, tol, max_iter, callback):
             return stop.result(NAME, w, f, g, "no descent from the subsample step"), True
         t, fnew, gnew = step
         ratio = stop.norm(gnew) / max(stop.norm(g), 1e-300)
+        curvature.learn(t * d, gnew - g)
         w, f, g = w + t * d, fnew, gnew
         if stop.record(w, f, g, t):
             return stop.result(NAME, w, f, g, "stopped by callback"), False
