@@ -1,7 +1,8 @@
-r"""Ridge paths on dense data by Newton-CG with a Kronecker-factored preconditioner.
+r"""Ridge paths by Newton-CG with a Kronecker-factored preconditioner.
 
 The cross-validation folds of :class:`~softmaxreg.SoftmaxRegressionCV` (and its refit) are
-ridge problems with few coefficients per class and many rows. Each ``C`` of the path is solved
+ridge problems with few coefficients per class and many rows, all fitted at once in the
+stacked oracle :class:`~softmaxreg._cv_stack.FoldStack`. Each ``C`` of the path is solved
 from the previous solution by inexact Newton steps: a preconditioned conjugate-gradient solve
 of ``H s = -g`` (each CG step one Hessian-vector product, about one pass over the rows) and an
 Armijo line search from the full step.
@@ -14,11 +15,19 @@ The preconditioner is the Kronecker factorisation of the Hessian (K-FAC; Martens
           \quad \bar A = \frac{\sum_n c_n(\mathrm{diag}\,y_n - y_n y_n^T)}{\sum_n c_n},\;
           G = \sum_n c_n \phi_n \phi_n^T
 
-(``phi_n`` the features with the intercept's 1). It is exact when every row has the same
-probabilities and captures the correlations and scales of the features, which is what makes
-diagonal preconditioners slow on raw data. ``G`` is computed once per problem; with the
-eigenvectors ``U`` of ``A`` (``K x K``) the preconditioner is ``K`` Cholesky factors of
-``a_i G + Lambda`` (``p x p``), so it costs nothing measured in passes over the data.
+(``phi_n`` the features with the intercept's 1; ``Lambda`` is taken as the mean feature
+penalty, the intercept unpenalised). It is exact when every row has the same probabilities
+and captures the correlations and scales of the features, which is what makes diagonal
+preconditioners slow on raw data (digits pixels: 2.5x fewer Hessian-vector products than
+TRON with the Hessian diagonal, 270 against 670 on the benchmark's grid). ``G`` and its
+eigenvectors are computed once per fold; with the eigenvectors of ``A`` (``K x K``, per
+Newton step) the preconditioner is diagonal up to a rank-one term for the intercept
+(Sherman-Morrison), so it costs nothing measured in passes.
+It is weakest when the rows' curvatures differ widely (nearly separable classes at large
+``C``: standardised digits needs 10-20 CG steps per Newton step there).
+
+Between grid points the data terms of the value and gradient do not change: each ``C``
+starts from the previous solution re-penalised, without a pass over the data.
 
 The certificate is the library's (:class:`~softmaxreg._solvers._base.Stopping`):
 ``max |g / scale| <= tol`` with the training rows' weighted column RMS as units.
