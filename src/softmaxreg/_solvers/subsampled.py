@@ -141,23 +141,34 @@ def _factor(H, null_space):
 
 
 class _CholeskyCurvature:
-    """Newton directions from a Cholesky factor of the subsample Hessian, rebuilt lazily."""
+    """Newton directions from a Cholesky factor of the subsample Hessian, rebuilt lazily,
+    with the inverse BFGS updates of the last ``SECANT_PAIRS`` full-data steps (the
+    two-loop recursion of L-BFGS with the factor's solve as the initial inverse)."""
 
     def __init__(self, sub, null_space):
-        self.sub, self.Q, self.cho = sub, null_space, None
+        self.sub, self.Q, self.cho, self.pairs = sub, null_space, None, []
 
     def direction(self, w, g):
         if self.cho is None:
             self.cho = _factor(self.sub.hessian(w)[2], self.Q)
             if self.cho is None:
                 return None
-        return -la.cho_solve(self.cho, g, check_finite=False)
+        q, alphas = np.array(g, dtype=np.float64), []
+        for s, y in reversed(self.pairs):
+            a = (s @ q) / (y @ s)
+            q -= a * y
+            alphas.append(a)
+        r = la.cho_solve(self.cho, q, check_finite=False)
+        for (s, y), a in zip(self.pairs, reversed(alphas), strict=True):
+            r += s * (a - (y @ r) / (y @ s))
+        return -r
 
     def refresh(self):
         self.cho = None
 
     def learn(self, s, y):
-        pass
+        if SECANT_PAIRS and float(y @ s) > 0:
+            self.pairs = (self.pairs + [(s, y)])[-SECANT_PAIRS:]
 
 
 class _CGCurvature:
