@@ -154,8 +154,10 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         by the proximal solver; scikit-learn's ``saga`` objective, see ``softmaxreg._proximal``.
     fit_intercept : bool, default=True
         Fit one intercept per class.
-    solver : {"auto", "lbfgs", "newton-cg", "newton"}, default="auto"
-        ``"auto"`` takes exact Newton for few parameters and trust-region Newton-CG otherwise.
+    solver : {"auto", "lbfgs", "newton-cg", "newton", "subsampled-newton"}, default="auto"
+        ``"auto"`` takes subsampled Newton on tall in-memory data (curvature from a random
+        subsample, gradient and certificate on all rows: docs/derivation.md section 10),
+        else exact Newton for few parameters and trust-region Newton-CG otherwise.
     tol : float, default=1e-6
         Convergence certificate: the max-norm of the gradient with respect to the
         coefficients of standardised features (each feature divided by its root mean square)
