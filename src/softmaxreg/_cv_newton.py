@@ -46,9 +46,10 @@ from ._solvers import SolverResult
 
 __all__ = ["blas_one_thread", "fits_kronecker", "newton_ridge", "ridge_path"]
 
-#: Largest ``n_folds * R * p**3`` (``R`` class rows, ``p`` columns) the Kronecker path takes:
-#: its preconditioner inverts ``n_folds * R`` matrices of size ``p`` per Newton step.
-MAX_FACTOR_WORK = 3e8
+#: Largest ``n_folds * p**3`` (``p`` columns) the Kronecker path takes: its preconditioner
+#: eigen-decomposes each fold's ``p x p`` Gram matrix once (5,000 x 300, 4 classes: 5x faster than
+#: the trust-region path; wider data, e.g. sparse text, go to that path).
+MAX_FACTOR_WORK = 5e8
 
 #: Most CG steps per Newton step (the preconditioned solves need a handful).
 MAX_CG = 50
@@ -68,8 +69,7 @@ def blas_one_thread():
 
 def fits_kronecker(n_features, n_classes, n_folds, fit_intercept=True) -> bool:
     """Whether the Kronecker preconditioner is cheap enough for this problem's shape."""
-    p, rows = n_features + fit_intercept, n_classes - (n_classes == 2)
-    return n_folds * rows * float(p) ** 3 <= MAX_FACTOR_WORK
+    return n_folds * float(n_features + fit_intercept) ** 3 <= MAX_FACTOR_WORK
 
 
 def _pcg(hessp, g, apply, rtol, enough):
