@@ -97,11 +97,13 @@ class _BlockCache:
     """
 
     def __init__(self, directory, nbytes: int):
+        if not (hasattr(os, "pwrite") and hasattr(os, "preadv")):
+            raise OSError("positional file reads/writes are not available on this platform")
         self.file = tempfile.TemporaryFile(dir=directory, prefix="softmaxreg-cache-")
         self.nbytes = nbytes
         self._finalizer = weakref.finalize(self, self.file.close)
         try:
-            if nbytes:
+            if nbytes and hasattr(os, "posix_fallocate"):  # not on macOS: plain writes
                 os.posix_fallocate(self.file.fileno(), 0, nbytes)
         except OSError:
             self.close()
