@@ -99,13 +99,19 @@ def _pcg(hessp, g, apply, rtol, enough):
     return s, MAX_CG
 
 
-def newton_ridge(problem, lam, coef0, *, tol, max_iter, start=None) -> SolverResult:
+def newton_ridge(problem, lam, coef0, *, tol, max_iter, start=None) -> tuple[SolverResult, tuple]:
     """Minimise ``problem`` with ridge ``lam`` (shape (p,)) from ``coef0`` to ``tol``.
 
     Inexact Newton: CG to the forcing tolerance ``min(0.5, |g|_cert ** 0.25)`` or until the
     linear model predicts a gradient below half the certificate's threshold, then Armijo
     backtracking from the full step. ``max_iter`` counts Newton steps. ``start`` is
     ``(f, g, P)`` at ``coef0`` when already known (as :meth:`FoldStack.evaluate` gives it).
+
+    Returns
+    -------
+    result : SolverResult
+    state : tuple
+        ``(f, g, P)`` at ``result.coef`` (the next grid point's ``start``, re-penalised).
     """
     floor = 100 * np.finfo(np.float32).eps if problem.dtype == np.float32 else 0.0
     gtol = max(tol, floor)
