@@ -432,3 +432,23 @@ def test_infinite_features_and_large_finite_features(tmp_path):
         list(ParquetSource(tmp_path / "inf.parquet", target="y", features=["b"]).blocks())
     src = ParquetSource(tmp_path / "inf.parquet", target="y", features=["a"])
     np.testing.assert_array_equal(next(src.blocks()).X[:, 0], big)
+
+
+def test_no_disk_for_the_cache_falls_back_to_decoding(parquet_path, frame, monkeypatch):
+    import errno
+    import os
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    X = features_of(frame)
+    for cache in ("auto", True):
+        src = ParquetSource(parquet_path, target="label", features=F4, batch_rows=64, cache=cache)
+        if cache is True:
+            with pytest.warns(UserWarning, match="No decoded-block cache.*No space"):
+                blocks = list(src.blocks())
+        else:
+            blocks = list(src.blocks())
+        assert src._cache is None
+        np.testing.assert_array_equal(np.vstack([b.X for b in blocks]), X)
