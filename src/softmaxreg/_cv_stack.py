@@ -34,6 +34,11 @@ __all__ = ["FoldStack"]
 THREAD_WORK = 2e7
 
 
+#: Rows (about) from which the preconditioner's class curvature ``A_f`` is averaged: a K x K
+#: mean needs no more, and on 100,000 rows the full sum cost 15% of the CV.
+CURVATURE_ROWS = 16384
+
+
 @lru_cache(maxsize=4)
 def _pool(threads: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="softmaxreg-cv")
@@ -347,10 +352,16 @@ class FoldStack:
         """
         F, K, p = self.n_folds, self.n_classes, self.n_features + self.fit_intercept
         A = np.zeros((F, K, K))
+        blocks = np.arange(F)
+        step = max(1, self.X.shape[0] // CURVATURE_ROWS)  # A is a mean: a sample of rows does
         for rows, Pc in zip(self._blocks(), cache, strict=True):
-            P = Pc * self.cinv[rows][:, :, None]  # (n_b, F, K)
-            A -= np.matmul(Pc.transpose(1, 2, 0), P.transpose(1, 0, 2))
+            Pc = Pc[::step]
+            P = Pc * self.cinv[rows][::step, :, None]  # (n_b, F, K)
+            # all fold pairs in one product (BLAS), of which the diagonal blocks are kept
+            cross = (Pc.reshape(-1, F * K).T @ P.reshape(-1, F * K)).reshape(F, K, F, K)
+            A -= cross[blocks, :, blocks, :]
             A[:, np.arange(K), np.arange(K)] += Pc.sum(axis=0)
+        A *= step
         if self.reference:
             A = A[:, 1:, 1:]
         a, U = np.linalg.eigh(A / self.scales[:, None, None])  # (F, R), (F, R, R)
