@@ -266,20 +266,7 @@ class SoftmaxRegressionCV(SoftmaxRegression):
         sw = probe._weights(X, codes, sample_weight)
         folds = list(check_cv(self.cv, y, classifier=True).split(X, y))
         self._unconverged = []
-        full = all(np.unique(codes[train]).size == classes.size for train, _ in folds)
-        ridge = self.penalty == "l2" and self.basis is None and full and len(ratios) == 1
-        kron = ridge and self.solver == "auto"
-        kron = kron and fits_kronecker(X.shape[1], classes.size, len(folds), self.fit_intercept)
-        if kron:
-            with blas_one_thread():  # the stacked passes, not BLAS, use the cores
-                runs = self._kronecker(X, codes, sw, classes, folds, Cs)
-        elif ridge:
-            runs = self._stacked(X, codes, sw, classes, folds, Cs)
-        else:
-            runs = Parallel(n_jobs=self.n_jobs, prefer="threads")(
-                delayed(self._fold)(X, codes, sw, classes, train, test, Cs, ratios)
-                for train, test in folds
-            )
+        runs, kron = self._paths(X, codes, sw, classes, folds, Cs, ratios)
         self.Cs_, self.l1_ratios_ = Cs, np.array(ratios, dtype=object if None in ratios else float)
         self.scores_ = np.array([r[0] for r in runs])
         self.n_iter_ = np.array([r[2] for r in runs])
@@ -313,6 +300,23 @@ class SoftmaxRegressionCV(SoftmaxRegression):
         else:
             self._average_folds(runs, classes)
         return self
+
+    def _paths(self, X, codes, sw, classes, folds, Cs, ratios):
+        """Every fold's scores, paths and iterations, and whether the Kronecker path ran."""
+        full = all(np.unique(codes[train]).size == classes.size for train, _ in folds)
+        ridge = self.penalty == "l2" and self.basis is None and full and len(ratios) == 1
+        kron = ridge and self.solver == "auto"
+        kron = kron and fits_kronecker(X.shape[1], classes.size, len(folds), self.fit_intercept)
+        if kron:
+            with blas_one_thread():  # the stacked passes, not BLAS, use the cores
+                return self._kronecker(X, codes, sw, classes, folds, Cs), True
+        if ridge:
+            return self._stacked(X, codes, sw, classes, folds, Cs), False
+        runs = Parallel(n_jobs=self.n_jobs, prefer="threads")(
+            delayed(self._fold)(X, codes, sw, classes, train, test, Cs, ratios)
+            for train, test in folds
+        )
+        return runs, False
 
     def _fold(self, X, codes, sw, classes, train, test, Cs, ratios):
         """Scores (n_ratios, n_Cs), coefficient paths and iterations of one fold."""
