@@ -123,9 +123,11 @@ class FoldStack:
             )
             for r in self._blocks()
         ]
-        Y = np.zeros((n, self.n_folds, K))
-        Y[np.arange(n), :, codes] = self.c
-        self._target_sum = self._tdot(slice(0, n), Y.reshape(n, -1))
+        T = np.zeros((self.n_folds, K, self.X1.shape[1]))
+        for k in range(K):
+            rows = np.flatnonzero(codes == k)
+            T[:, k] = np.asarray(self.X1[rows].T @ self.c[rows]).T
+        self._target_sum = T.reshape(self.n_folds * K, -1)
         self._rms = None
         self._last = None
         # what the solver registry asks of a source (BLAS thread limits, solver choice)
