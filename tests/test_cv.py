@@ -315,3 +315,12 @@ def test_float32_fold_passes_pick_the_same_grid_point():
     assert fast.C_ == exact.C_
     np.testing.assert_allclose(fast.scores_, exact.scores_, atol=1e-4)
     np.testing.assert_allclose(fast.coef_, exact.coef_, atol=1e-5)  # both refits at tol=1e-6
+
+
+def test_kronecker_path_with_another_scorer():
+    params = dict(Cs=[0.01, 1.0], cv=FOLDS, scoring="accuracy", path_tol=1e-9)
+    kron = SoftmaxRegressionCV(**params).fit(X, Y)
+    tron = SoftmaxRegressionCV(solver="newton-cg", **params).fit(X, Y)
+    assert kron.result_.solver == "newton-kfac"
+    np.testing.assert_allclose(kron.scores_, tron.scores_)
+    assert 0.5 < kron.scores_.min() <= kron.scores_.max() <= 1.0
