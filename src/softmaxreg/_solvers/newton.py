@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from scipy.linalg import cho_factor, cho_solve
 
 from .._exceptions import SingularHessianWarning
 from ._base import Stopping
@@ -28,8 +29,7 @@ def newton_direction(H, g, null_space):
     c = max(float(np.mean(np.diag(H))), 1e-300)
     Hd = H + c * (null_space @ null_space.T) if null_space.shape[1] else H
     try:
-        L = np.linalg.cholesky(Hd)
-        d = -np.linalg.solve(L.T, np.linalg.solve(L, g))
+        d = -cho_solve(cho_factor(Hd, lower=True, check_finite=False), g, check_finite=False)
         if np.all(np.isfinite(d)):
             return d
     except np.linalg.LinAlgError:
