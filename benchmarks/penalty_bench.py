@@ -330,11 +330,11 @@ def _write_json(path: Path, payload) -> None:
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller data, one repeat")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, help="best of this many (default 3; --quick 1)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--only", choices=["penalties", "cv", "rings"], help="run one part")
     args = parser.parse_args(argv)
-    repeats = 1 if args.quick else args.repeats
+    repeats = args.repeats or (1 if args.quick else 3)
     problems = _problems(args.quick)
     parts = {
         "penalties": lambda: bench_penalties(problems, repeats),
