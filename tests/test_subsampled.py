@@ -214,3 +214,20 @@ def test_bfgs_operator_meets_the_secant_conditions():
     B = np.column_stack([op(e) for e in np.eye(6)])
     np.testing.assert_allclose(B, B.T, atol=1e-10)
     assert np.linalg.eigvalsh(B).min() > 0  # stays positive definite
+
+
+@pytest.mark.parametrize("l2, reference", [(1.0, False), (0.0, True)])
+def test_class_absent_from_subsample_still_certified(l2, reference):
+    """A class with 3 rows, none in the subsample (whose problem then has no minimiser in
+    that class's intercept): the full-data certificate still gives exact Newton's optimum."""
+    n = 20_000
+    X, y = _data(n=n, seed=3)
+    rows = np.random.default_rng(0).choice(n, subsampled.sample_size(n, 4 * (D + 1)), False)
+    rare = np.setdiff1d(np.arange(n), rows)[:3]
+    y[rare] = K  # a fourth class
+    obj = _objective(X, y, l2=l2, reference=reference)
+    drawn = obj.subsample(subsampled.sample_size(n, obj.n_coef), subsampled.SEED)
+    assert K not in drawn.source.targets  # the class is really absent from the subsample
+    sub, ref = _both(obj)
+    assert sub.converged
+    np.testing.assert_allclose(sub.coef, ref.coef, atol=1e-6)
