@@ -9,11 +9,11 @@ Roosta-Khorasani & Mahoney 2016; Bollapragada, Byrd & Nocedal 2018). This solver
 
 1. *warm start*: minimises the same objective on a fixed-seed subsample (penalty kept in the
    full-data scaling, ``Objective.subsample``) to the tolerance its sampling error allows;
-2. *full-data iterations*: steps from the subsample's curvature at the current point, with the
-   loss and gradient of the **full** data and a line search (few coefficients: a Cholesky
-   factor of the subsample Hessian, kept while the gradient falls fast and refreshed when it
-   does not) or a trust region (many coefficients or sparse data: Newton-CG whose
-   Hessian-vector products come from the subsample) on the full loss;
+2. *full-data iterations*: Newton steps from the subsample's curvature (few coefficients on
+   dense data: a Cholesky factor of the subsample Hessian, kept while the gradient falls fast
+   and refreshed when it does not; else preconditioned CG on subsample Hessian-vector
+   products), corrected by a BFGS update with the last full-data step, on the **full**
+   gradient, with Armijo backtracking on the **full** loss from the unit step;
 3. *certificate*: it stops only when the **full-data** gradient passes the test of
    :class:`~._base.Stopping`, so the optimum is that of every other solver. When the subsample
    steps stall, or the subsample's problem has no solution (a feature or class absent from it,
@@ -56,6 +56,7 @@ MAX_SLOW = 3
 #: Relative residual of the CG solves on the subsample Hessian (many coefficients): the
 #: subsample's curvature is itself only about this accurate.
 CG_RTOL = 0.1
+#: Full-data steps ``(s, y)`` whose BFGS updates correct the subsample curvature.
 SECANT_PAIRS = 1
 NAME = "subsampled-newton"
 
