@@ -263,6 +263,9 @@ def test_stream_benchmark_smoke(tmp_path):
 
     rec = stream_bench.verify(1500, "lbfgs", 1e-8, tmp_path)
     assert rec["rel_diff_4096"] < 1e-8 and rec["rel_diff_65536"] < 1e-8
+    tp = stream_bench.throughput(tmp_path / "verify-1500", repeats=1)
+    assert tp["cache_used"] and tp["rows"] == 1500
+    assert all(tp[k] > 0 for k in ("pyarrow_pass_s", "default_pass_s", "no_cache_pass_s"))
 
 
 def test_cli_streams_above_the_memory_budget(tmp_path, parquet_path, frame, capsys):
