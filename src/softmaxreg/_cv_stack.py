@@ -225,7 +225,7 @@ class FoldStack:
         return (f if np.isfinite(f) else np.inf), g, cache
 
     def loss(self, coef):
-        return self._evaluate(coef, keep=False)[0]
+        return self._evaluate(coef, keep=False, grad=False)[0]
 
     def loss_grad(self, coef):
         f, g, _ = self._evaluate(coef, keep=False)
