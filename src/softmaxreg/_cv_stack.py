@@ -103,7 +103,7 @@ class FoldStack:
         self.threads = max(1, int(threads))
         if self.threads > 1:  # a block for each thread at least
             self.rows = min(self.rows, -(-n // self.threads))
-        self._ones = np.ones(K)
+        self._ones = np.ones(K, dtype=X.dtype)
         if self.fit_intercept:  # the intercept as a column of ones: one product gives both
             ones = np.ones((n, 1), dtype=X.dtype)
             self.X1 = (
@@ -199,7 +199,7 @@ class FoldStack:
         cache = [None] * len(self._picks)
 
         def block(rows, i):
-            A = self._dot(rows, W).reshape(-1, F, K).astype(np.float64, copy=False)
+            A = self._dot(rows, W).reshape(-1, F, K)  # in the data's precision
             A -= self._class_max(A)[:, :, None]
             picked = A.reshape(-1)[self._picks[i]]  # (n_b, F), shifted logits of the targets
             E = np.exp(A, out=A)
@@ -243,7 +243,7 @@ class FoldStack:
 
             def block(rows, i):
                 Pc = cache[i]  # c y
-                dA = self._dot(rows, V).reshape(-1, F, K).astype(np.float64, copy=False)
+                dA = self._dot(rows, V).reshape(-1, F, K)
                 R = Pc * dA
                 dA -= (self._class_sum(R) * self.cinv[rows])[:, :, None]  # dA - y.dA
                 np.multiply(Pc, dA, out=R)  # c y (dA - y.dA)
