@@ -19,7 +19,7 @@ from softmaxreg import (
     SolverResult,
 )
 from softmaxreg._objective import Objective
-from softmaxreg._solvers import choose_solver, solve
+from softmaxreg._solvers import WIDE_MAX_PENALTY_SPREAD, choose_solver, solve
 from softmaxreg._sources import ArraySource
 
 ALL_SOLVERS = [*SOLVERS, "auto"]
@@ -95,8 +95,30 @@ def test_auto_rule():
     small = PROBLEMS["iris-l2"]()
     assert choose_solver(small) == "newton"
     assert choose_solver(PROBLEMS["sparse-l2"]()) == "newton-cg"
-    big = Objective(_random_problem(50, 90, 3, 4), l2=1.0)  # 273 > NEWTON_MAX_COEF = 256
-    assert choose_solver(big) == "newton-cg"
+    big = Objective(_random_problem(200, 90, 3, 4), l2=1.0)  # 273 > NEWTON_MAX_COEF = 256
+    assert choose_solver(big) == "newton-cg"  # n = 200 > WIDE_RATIO * d = 180
+
+
+def test_auto_rule_wide_dense_data():
+    """Wide dense data go to L-BFGS only when every feature is penalised and the penalty in
+    standardised units spreads by at most WIDE_MAX_PENALTY_SPREAD; else TRON as before."""
+    src = _random_problem(60, 90, 3, 4)  # n <= 2 d, 273 coefficients
+    X, T, s = src.X, src.targets, src.weights
+    wide = Objective(src, l2=1.0)
+    assert choose_solver(wide) == "lbfgs"
+    res, ref = _solve("auto", wide, tol=1e-8), _solve("newton-cg", wide, tol=1e-8)
+    assert res.solver == "lbfgs" and res.converged
+    assert res.loss == pytest.approx(ref.loss, rel=1e-9)
+    assert choose_solver(Objective(src, l2=0.0)) == "newton-cg"  # unpenalised
+    lam = np.ones(90)
+    lam[0] = 2 * WIDE_MAX_PENALTY_SPREAD  # penalty_factor-like spread over the columns
+    assert choose_solver(Objective(src, l2=lam)) == "newton-cg"
+    badly_scaled = X * np.logspace(-1.5, 1.5, 90)  # column scales spread 1e3
+    assert choose_solver(Objective(ArraySource(badly_scaled, T, s, 3), l2=1.0)) == "newton-cg"
+    sparse = ArraySource(sp.csr_matrix(X), T, s, 3)
+    assert choose_solver(Objective(sparse, l2=1.0)) == "newton-cg"
+    tall = _random_problem(2 * 90 + 1, 90, 3, 4)
+    assert choose_solver(Objective(tall, l2=1.0)) == "newton-cg"
 
 
 @pytest.mark.parametrize("name", list(SOLVERS))
