@@ -29,20 +29,32 @@ __all__ = [
 ]
 
 
+def _class_major(X) -> bool:
+    """Whether ``X`` is a Fortran-ordered dense block (streamed files): the kernel then works
+    on class-major (K, n_b) arrays, ``W X^T`` and ``G^T X`` being BLAS's fast layouts there
+    and the per-row reductions over classes running along contiguous rows (measured)."""
+    return isinstance(X, np.ndarray) and X.flags.f_contiguous and not X.flags.c_contiguous
+
+
 def _logits(block: Block, W: np.ndarray, b: np.ndarray | None) -> np.ndarray:
     # W is a strided view of the (K, p) matrix; a C-ordered (d, K) copy is the GEMM's fast
     # layout (half the time on narrow X: badly_scaled, separable).
-    X = block.X
-    if isinstance(X, np.ndarray) and X.flags.f_contiguous and not X.flags.c_contiguous:
-        # Fortran-ordered blocks (streamed files): (W X^T)^T is the fast layout (measured)
-        A = np.ascontiguousarray((np.ascontiguousarray(W) @ X.T).T)
-    else:
-        A = np.asarray(X @ np.ascontiguousarray(W.T))
+    A = np.asarray(block.X @ np.ascontiguousarray(W.T))
     if b is not None:
         A += b
     if block.offset is not None:
         A += block.offset
     return A
+
+
+def _logits_t(block: Block, W: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+    """The logits of a Fortran-ordered block, class-major: ``W X^T (+ b + offset^T)``, (K, n_b)."""
+    AT = np.ascontiguousarray(W) @ block.X.T
+    if b is not None:
+        AT += b[:, None]
+    if block.offset is not None:
+        AT += block.offset.T
+    return AT
 
 
 def _row_max(A: np.ndarray) -> np.ndarray:
@@ -79,8 +91,19 @@ def _xt_dot(X, G: np.ndarray) -> np.ndarray:
 
 def block_loss(block: Block, W: np.ndarray, b: np.ndarray | None) -> float:
     """Weighted cross-entropy of one block (sum form)."""
-    A = _logits(block, W, b)
-    return _weighted_ce(block, A, _lse(A))
+    if not _class_major(block.X):
+        A = _logits(block, W, b)
+        return _weighted_ce(block, A, _lse(A))
+    AT = _logits_t(block, W, b)
+    amax = AT.max(axis=0)
+    E = np.exp(AT - amax)
+    lse = np.log(E.sum(axis=0)) + amax
+    n = AT.shape[1]
+    if block.targets.ndim == 1:
+        ce = lse - AT[block.targets, np.arange(n)]
+    else:
+        ce = block.totals * lse - np.einsum("nk,kn->n", block.targets, AT)
+    return float(block.weights.astype(np.float64) @ ce.astype(np.float64))
 
 
 def _curvature_weights(block: Block) -> np.ndarray:
@@ -93,7 +116,11 @@ def block_loss_grad(block: Block, W: np.ndarray, b: np.ndarray | None):
     """Loss, gradient of ``W`` (K, d), gradient of ``b`` (K,) and probabilities (n_b, K).
 
     One ``X @ W.T`` and one ``X.T @ G``; the logits buffer is reused for the probabilities.
+    On a Fortran-ordered block the work is class-major and the probabilities are returned as
+    the (n_b, K) transpose of a C-ordered (K, n_b) array.
     """
+    if _class_major(block.X):
+        return _loss_grad_t(block, W, b)
     A = _logits(block, W, b)
     A -= _row_max(A)[:, None]  # the shift cancels in the cross-entropy
     if block.targets.ndim == 1:
@@ -116,12 +143,50 @@ def block_loss_grad(block: Block, W: np.ndarray, b: np.ndarray | None):
     return loss, gW, gb, P
 
 
+def _loss_grad_t(block: Block, W: np.ndarray, b: np.ndarray | None):
+    """:func:`block_loss_grad` of a Fortran-ordered block, class-major: ``W X^T`` and
+    ``G^T X`` with (K, n_b) C-ordered operands (BLAS's fast layouts), reductions over classes
+    along contiguous rows; the same arithmetic element by element."""
+    AT = _logits_t(block, W, b)
+    AT -= AT.max(axis=0)  # the shift cancels in the cross-entropy
+    n = AT.shape[1]
+    if block.targets.ndim == 1:
+        cols = np.arange(n)
+        a_target = AT[block.targets, cols]
+    else:
+        a_target = np.einsum("nk,kn->n", block.targets, AT)
+    PT = np.exp(AT, out=AT)  # one exp: the probabilities overwrite the logits buffer
+    total = PT.sum(axis=0)
+    lse = np.log(total)
+    ce = lse - a_target if block.targets.ndim == 1 else block.totals * lse - a_target
+    loss = float(block.weights.astype(np.float64) @ ce.astype(np.float64))
+    PT /= total
+    GT = PT * _curvature_weights(block)
+    if block.targets.ndim == 1:
+        GT[block.targets, cols] -= block.weights
+    else:
+        GT -= block.weights * block.targets.T
+    gW = GT @ block.X
+    gb = GT.sum(axis=1) if b is not None else None
+    return loss, gW, gb, PT.T
+
+
 def block_hessp(block: Block, P: np.ndarray, V: np.ndarray, vb: np.ndarray | None):
     """Hessian-vector product of one block for the direction ``(V, vb)``, given probabilities.
 
     ``R = c * P * (dA - sum_j P_j dA_j)`` with ``dA = X V^T + vb`` and ``c = s m``;
-    returns ``(R^T X, sum_n R_n)``: two products with ``X`` and no ``exp``.
+    returns ``(R^T X, sum_n R_n)``: two products with ``X`` and no ``exp``. Class-major
+    (``V X^T``, ``R^T X``) on a Fortran-ordered block, as in :func:`block_loss_grad`.
     """
+    if _class_major(block.X):
+        PT = P.T
+        RT = np.ascontiguousarray(V) @ block.X.T  # dA^T, (K, n_b)
+        if vb is not None:
+            RT += vb[:, None]
+        RT -= np.einsum("kn,kn->n", PT, RT)
+        RT *= PT
+        RT *= _curvature_weights(block)
+        return RT @ block.X, (RT.sum(axis=1) if vb is not None else None)
     dA = np.asarray(block.X @ np.ascontiguousarray(V.T))
     if vb is not None:
         dA += vb
@@ -148,8 +213,14 @@ def block_hess_diag(block: Block, P: np.ndarray, with_intercept: bool):
     """Diagonal of one block's Hessian: ``(sum_n c_n y_nk (1 - y_nk) x_ni^2, sum_n ...)``.
 
     Returns ``(dW, db)`` of shapes (K, d) and (K,) (``db`` is ``None`` without intercept);
-    one product of the squared block with the (n_b, K) curvature weights.
+    one product of the squared block with the (n_b, K) curvature weights (class-major
+    ``Q^T X^2`` on a Fortran-ordered block).
     """
+    if _class_major(block.X):
+        PT = P.T
+        QT = PT * (1 - PT)
+        QT *= _curvature_weights(block)
+        return QT @ np.square(block.X), (QT.sum(axis=1) if with_intercept else None)
     Q = P * (1 - P)
     Q *= _curvature_weights(block)[:, None]
     X2 = _squared(block.X)
