@@ -324,3 +324,48 @@ def test_kronecker_path_with_another_scorer():
     assert kron.result_.solver == "newton-kfac"
     np.testing.assert_allclose(kron.scores_, tron.scores_)
     assert 0.5 < kron.scores_.min() <= kron.scores_.max() <= 1.0
+
+
+def test_secant_predictor_starts_closer_and_keeps_the_path():
+    """The start at each C (the last two solutions extrapolated in log C, when its value is
+    lower) is closer to the solution than the last solution on separable folds (solutions
+    growing like log C), never worse in value where they saturate, and the path equals cold
+    fits at every C."""
+    from softmaxreg._cv_newton import _predict, newton_ridge, ridge_path, to_estimator
+    from softmaxreg._cv_stack import FoldStack
+
+    for n, d, Cs, separable in (
+        (90, 20, np.logspace(-2, 4, 7), True),
+        (240, 5, np.logspace(-2, 2, 5), False),
+    ):
+        Xf, y = make_classification(
+            n, d, n_informative=4, n_redundant=0, n_classes=3, random_state=4
+        )
+        train = np.zeros((n, 3), dtype=bool)
+        for f, (rows, _) in enumerate(StratifiedKFold(3).split(Xf, y)):
+            train[rows, f] = True
+        l2 = np.ones(d)
+        stack = FoldStack(Xf, y, np.ones(n), train, 3, l2, True)
+
+        def lam_at(C, l2=l2):
+            return np.append(l2 / C, 0.0)
+
+        exact = [
+            newton_ridge(stack, lam_at(C), np.zeros(stack.n_coef), tol=1e-10, max_iter=200)[0]
+            for C in Cs
+        ]
+        assert all(r.converged for r in exact)
+        for j in range(2, Cs.size):
+            w0, w1, w = exact[j - 2].coef, exact[j - 1].coef, exact[j].coef
+            history = [(np.log(Cs[j - 2]), w0), (np.log(Cs[j - 1]), w1)]
+            f_last = stack.loss_at(w1, lam_at(Cs[j]))
+            start, (f_start, *_) = _predict(
+                stack, lam_at(Cs[j]), (f_last, None, None), history, np.log(Cs[j])
+            )
+            assert f_start <= f_last
+            if separable:
+                assert np.linalg.norm(start - w) < 0.8 * np.linalg.norm(w1 - w)
+        coefs, results = ridge_path(stack, l2, Cs, tol=1e-10, max_iter=200)
+        assert all(r.converged for r in results)
+        for j in range(Cs.size):
+            np.testing.assert_allclose(coefs[j], to_estimator(stack, exact[j].coef), atol=1e-6)

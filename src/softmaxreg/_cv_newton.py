@@ -200,6 +200,21 @@ def to_estimator(stack, coef) -> np.ndarray:
     return M[:, 1:] - M[:, :1] if stack.reference else M - M.mean(axis=1, keepdims=True)
 
 
+def _predict(problem, lam, state, history, log_c):
+    """The start of the next grid point: the secant predictor (the last two solutions
+    extrapolated linearly in ``log C``) when its value is below that of the last solution
+    (one pass), else the last solution (re-penalised: no pass). Returns ``(coef, state)``."""
+    w = history[-1][1]
+    if len(history) < 2 or history[-2][0] == history[-1][0]:  # (repeated C: no secant)
+        return w, state
+    (l0, w0), (l1, w1) = history[-2:]
+    trial = w1 + ((log_c - l1) / (l1 - l0)) * (w1 - w0)
+    f, g, P = problem.evaluate(trial, lam)
+    if np.isfinite(f) and f < state[0]:
+        return trial, (f, g, P)
+    return w, state
+
+
 def ridge_path(problem, strengths, Cs, *, tol, max_iter, coef0=None):
     """Fit every ``C`` of ``Cs``, strongest penalty first, each from the previous solution.
 
@@ -222,13 +237,16 @@ def ridge_path(problem, strengths, Cs, *, tol, max_iter, coef0=None):
     """
     coefs, results = [None] * len(Cs), [None] * len(Cs)
     w = np.zeros(problem.n_coef) if coef0 is None else np.asarray(coef0, dtype=np.float64)
-    state, lam_old = None, None
+    state, lam_old, history = None, None, []  # history: (log C, solution) along the path
     for i in np.argsort(Cs, kind="stable"):
         lam = np.zeros(problem.penalty.size)
         lam[: problem.n_features] = strengths / float(Cs[i])
+        log_c = float(np.log(Cs[i]))
         if state is not None:  # the previous solution, re-penalised: no pass over the data
             state = (*problem.repenalise(w, state[0], state[1], lam_old, lam), state[2])
+            w, state = _predict(problem, lam, state, history, log_c)
         result, state = newton_ridge(problem, lam, w, tol=tol, max_iter=max_iter, start=state)
         w, lam_old = result.coef, lam
+        history = [*history[-1:], (log_c, w)]
         coefs[i], results[i] = to_estimator(problem, w), result
     return np.stack(coefs), results
