@@ -112,6 +112,7 @@ class FoldStack:
         else:
             self.X1 = self.X
         self.cinv = np.divide(1.0, self.c, out=np.zeros_like(self.c), where=self.c > 0)
+        self._cinv = self.cinv.astype(X.dtype)  # for the passes, in the data's precision
         # flat indices of each row's target logit in an (n_b, F, K) block, and the constant
         # part of the gradient sum_n c_nf e_{y_n} phi_n^T (shape (F K, p))
         self._picks = [
@@ -245,7 +246,9 @@ class FoldStack:
                 Pc = cache[i]  # c y
                 dA = self._dot(rows, V).reshape(-1, F, K)
                 R = Pc * dA
-                dA -= (self._class_sum(R) * self.cinv[rows])[:, :, None]  # dA - y.dA
+                m = self._class_sum(R)
+                m *= self._cinv[rows]
+                dA -= m[:, :, None]  # dA - y.dA
                 np.multiply(Pc, dA, out=R)  # c y (dA - y.dA)
                 return (self._tdot(rows, R.reshape(-1, F * K)),)
 
@@ -354,14 +357,12 @@ class FoldStack:
         """
         F, K, p = self.n_folds, self.n_classes, self.n_features + self.fit_intercept
         A = np.zeros((F, K, K))
-        blocks = np.arange(F)
         step = max(1, self.X.shape[0] // CURVATURE_ROWS)  # A is a mean: a sample of rows does
         for rows, Pc in zip(self._blocks(), cache, strict=True):
-            Pc = Pc[::step]
+            Pc = Pc[::step].astype(np.float64)  # diag(y) - y y^T cancels where y is near 1
             P = Pc * self.cinv[rows][::step, :, None]  # (n_b, F, K)
-            # all fold pairs in one product (BLAS), of which the diagonal blocks are kept
-            cross = (Pc.reshape(-1, F * K).T @ P.reshape(-1, F * K)).reshape(F, K, F, K)
-            A -= cross[blocks, :, blocks, :]
+            # per fold sum_n c y y^T: a batched product (5x fewer flops than all fold pairs)
+            A -= np.matmul(Pc.transpose(1, 2, 0), P.transpose(1, 0, 2))
             A[:, np.arange(K), np.arange(K)] += Pc.sum(axis=0)
         A *= step
         if self.reference:
