@@ -359,11 +359,13 @@ def test_secant_predictor_starts_closer_and_keeps_the_path():
             w0, w1, w = exact[j - 2].coef, exact[j - 1].coef, exact[j].coef
             history = [(np.log(Cs[j - 2]), w0), (np.log(Cs[j - 1]), w1)]
             f_last = stack.loss_at(w1, lam_at(Cs[j]))
-            start, (f_start, *_) = _predict(
+            start, (f_start, *_), taken = _predict(
                 stack, lam_at(Cs[j]), (f_last, None, None), history, np.log(Cs[j])
             )
             assert f_start <= f_last
+            assert taken == (f_start < f_last)
             if separable:
+                assert taken
                 assert np.linalg.norm(start - w) < 0.8 * np.linalg.norm(w1 - w)
         coefs, results = ridge_path(stack, l2, Cs, tol=1e-10, max_iter=200)
         assert all(r.converged for r in results)
