@@ -100,7 +100,7 @@ def block_loss(block: Block, W: np.ndarray, b: np.ndarray | None) -> float:
     lse = np.log(np.exp(E, out=E).sum(axis=0)) + amax
     n = AT.shape[1]
     if block.targets.ndim == 1:
-        ce = lse - AT.ravel()[block.targets * n + np.arange(n)]
+        ce = lse - AT.ravel()[block.targets.astype(np.intp, copy=False) * n + np.arange(n)]
     else:
         ce = block.totals * lse - np.einsum("nk,kn->n", block.targets, AT)
     return float(block.weights.astype(np.float64) @ ce.astype(np.float64))
@@ -151,7 +151,8 @@ def _loss_grad_t(block: Block, W: np.ndarray, b: np.ndarray | None):
     AT -= AT.max(axis=0)  # the shift cancels in the cross-entropy
     n = AT.shape[1]
     if block.targets.ndim == 1:
-        flat = block.targets * n + np.arange(n)  # (code, row) as flat indices: 2x faster
+        # (code, row) as flat indices: 2x faster than AT[codes, rows]
+        flat = block.targets.astype(np.intp, copy=False) * n + np.arange(n)
         a_target = AT.ravel()[flat]
     else:
         a_target = np.einsum("nk,kn->n", block.targets, AT)
