@@ -30,15 +30,18 @@ __all__ = [
 
 
 def _class_major(X) -> bool:
-    """Whether ``X`` is a Fortran-ordered dense block (streamed files): the kernel then works
-    on class-major (K, n_b) arrays, ``W X^T`` and ``G^T X`` being BLAS's fast layouts there
-    and the per-row reductions over classes running along contiguous rows (measured)."""
-    return isinstance(X, np.ndarray) and X.flags.f_contiguous and not X.flags.c_contiguous
+    """Whether ``X`` is a dense block: the kernel then works on class-major (K, n_b) arrays,
+    ``W X^T`` and ``G^T X`` being BLAS's fast layouts and the reductions over classes running
+    along contiguous rows. Measured per block against the row-major (n_b, K) path, BLAS at one
+    thread: loss + gradient 1.1-1.8x and Hessian-vector products 1.04-1.4x faster on
+    C-ordered blocks (20,000 x 100 K=10, 4,000 x 64 K=200, 707 x 707 K=5, 1,797 x 64 K=10,
+    4,000 x 40 K=5), about 2x on Fortran-ordered (streamed) ones. Sparse blocks stay row-major.
+    """
+    return isinstance(X, np.ndarray)
 
 
 def _logits(block: Block, W: np.ndarray, b: np.ndarray | None) -> np.ndarray:
-    # W is a strided view of the (K, p) matrix; a C-ordered (d, K) copy is the GEMM's fast
-    # layout (half the time on narrow X: badly_scaled, separable).
+    """Row-major logits ``X W^T (+ b + offset)``, (n_b, K), of a sparse block."""
     A = np.asarray(block.X @ np.ascontiguousarray(W.T))
     if b is not None:
         A += b
@@ -48,7 +51,7 @@ def _logits(block: Block, W: np.ndarray, b: np.ndarray | None) -> np.ndarray:
 
 
 def _logits_t(block: Block, W: np.ndarray, b: np.ndarray | None) -> np.ndarray:
-    """The logits of a Fortran-ordered block, class-major: ``W X^T (+ b + offset^T)``, (K, n_b)."""
+    """The logits of a dense block, class-major: ``W X^T (+ b + offset^T)``, (K, n_b)."""
     AT = np.ascontiguousarray(W) @ block.X.T
     if b is not None:
         AT += b[:, None]
@@ -116,7 +119,7 @@ def block_loss_grad(block: Block, W: np.ndarray, b: np.ndarray | None):
     """Loss, gradient of ``W`` (K, d), gradient of ``b`` (K,) and probabilities (n_b, K).
 
     One ``X @ W.T`` and one ``X.T @ G``; the logits buffer is reused for the probabilities.
-    On a Fortran-ordered block the work is class-major and the probabilities are returned as
+    On a dense block the work is class-major and the probabilities are returned as
     the (n_b, K) transpose of a C-ordered (K, n_b) array.
     """
     if _class_major(block.X):
@@ -144,7 +147,7 @@ def block_loss_grad(block: Block, W: np.ndarray, b: np.ndarray | None):
 
 
 def _loss_grad_t(block: Block, W: np.ndarray, b: np.ndarray | None):
-    """:func:`block_loss_grad` of a Fortran-ordered block, class-major: ``W X^T`` and
+    """:func:`block_loss_grad` of a dense block, class-major: ``W X^T`` and
     ``G^T X`` with (K, n_b) C-ordered operands (BLAS's fast layouts), reductions over classes
     along contiguous rows; the same arithmetic element by element."""
     AT = _logits_t(block, W, b)
@@ -177,7 +180,7 @@ def block_hessp(block: Block, P: np.ndarray, V: np.ndarray, vb: np.ndarray | Non
 
     ``R = c * P * (dA - sum_j P_j dA_j)`` with ``dA = X V^T + vb`` and ``c = s m``;
     returns ``(R^T X, sum_n R_n)``: two products with ``X`` and no ``exp``. Class-major
-    (``V X^T``, ``R^T X``) on a Fortran-ordered block, as in :func:`block_loss_grad`.
+    (``V X^T``, ``R^T X``) on a dense block, as in :func:`block_loss_grad`.
     """
     if _class_major(block.X):
         PT = P.T
@@ -215,7 +218,7 @@ def block_hess_diag(block: Block, P: np.ndarray, with_intercept: bool):
 
     Returns ``(dW, db)`` of shapes (K, d) and (K,) (``db`` is ``None`` without intercept);
     one product of the squared block with the (n_b, K) curvature weights (class-major
-    ``Q^T X^2`` on a Fortran-ordered block).
+    ``Q^T X^2`` on a dense block).
     """
     if _class_major(block.X):
         PT = P.T
