@@ -255,7 +255,7 @@ def block_hessian(block: Block, P: np.ndarray, fit_intercept: bool, max_cells: i
         Phi = np.asarray(Phi, dtype=np.float64)
         if fit_intercept:
             Phi = np.hstack([Phi, np.ones((Phi.shape[0], 1))])
-        Pr = P[rows, 1:].astype(np.float64)
+        Pr = np.ascontiguousarray(P[rows, 1:], dtype=np.float64)  # P may be class-major
         root_c = np.sqrt(c[rows])[:, None]
         Zroot = np.sqrt(Pr) * root_c
         for k in range(R):

@@ -58,7 +58,7 @@ def _design(X, fit_intercept: bool) -> np.ndarray:
 
 def _residuals(block, P: np.ndarray) -> np.ndarray:
     """Unweighted score factors ``t_n - m_n y_n`` of shape (n_b, K)."""
-    P = P.astype(np.float64)
+    P = np.ascontiguousarray(P, dtype=np.float64)  # row-major: P may be class-major
     if block.targets.ndim == 1:
         R = -P
         R[np.arange(P.shape[0]), block.targets] += 1.0
@@ -301,7 +301,7 @@ def margeff_moments(objective, W, b, at="overall"):
     if at == "overall":
 
         def kernel(blk, i):
-            P = block_loss_grad(blk, W, b)[3].astype(np.float64)
+            P = np.ascontiguousarray(block_loss_grad(blk, W, b)[3], dtype=np.float64)
             w = _curvature_weights(blk).astype(np.float64)
             return _moments(P, _design(blk.X, fi), w)
 
