@@ -208,38 +208,22 @@ def bench_cv(problems, repeats):
     SoftmaxRegressionCV(Cs=Cs[:2], cv=3).fit(Xw[:300], yw[:300])  # warm-up: imports, pools
     for name, (X, y) in problems.items():
         folds = StratifiedKFold(5, shuffle=True, random_state=0)
+
+        def reference(f=folds):
+            return LogisticRegressionCV(
+                Cs=Cs, cv=f, scoring="neg_log_loss", l1_ratios=(0.0,), use_legacy_attributes=False
+            )
+
         (w_ours, c_ours), ours = _timed_default(
             lambda f=folds: SoftmaxRegressionCV(Cs=Cs, cv=f), X, y, repeats
         )
         (w_one, c_one), _ = _timed_default(
             lambda f=folds: SoftmaxRegressionCV(Cs=Cs, cv=f, n_jobs=1), X, y, repeats
         )
-        (w_ref, c_ref), ref = _timed_default(
-            lambda f=folds: LogisticRegressionCV(
-                Cs=Cs,
-                cv=f,
-                scoring="neg_log_loss",
-                l1_ratios=(0.0,),
-                use_legacy_attributes=False,
-            ),
-            X,
-            y,
-            repeats,
-        )
+        (w_ref, c_ref), ref = _timed_default(reference, X, y, repeats)
         # scikit-learn's best configuration here: BLAS at one thread (its default OpenBLAS
         # threads fight on two cores; benchmarks/../PERFORMANCE.md lesson 1)
-        (w_ref1, c_ref1), _ = _timed(
-            lambda f=folds: LogisticRegressionCV(
-                Cs=Cs,
-                cv=f,
-                scoring="neg_log_loss",
-                l1_ratios=(0.0,),
-                use_legacy_attributes=False,
-            ),
-            X,
-            y,
-            repeats,
-        )
+        (w_ref1, c_ref1), _ = _timed(reference, X, y, repeats)
         mean_ours, mean_ref = ours.scores_.mean(axis=0)[0], ref.scores_.mean(axis=0)[0]
         j_ref = int(np.argmax(mean_ref))
         row = {

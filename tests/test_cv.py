@@ -15,6 +15,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from softmaxreg import SoftmaxRegression, SoftmaxRegressionCV
+from softmaxreg._cv import fold_membership
 from softmaxreg._path import regularization_path
 
 X, Y = make_classification(300, 8, n_informative=4, n_classes=3, random_state=0)
@@ -168,9 +169,7 @@ def test_fold_stack_equals_the_folds_objectives(n_classes, fit_intercept, sparse
         Xf = sps.csr_matrix(np.where(np.abs(Xf) > 0.5, Xf, 0.0))
     sw = np.random.default_rng(0).uniform(0.5, 2.0, 120)
     folds = list(StratifiedKFold(3).split(Xf, y))
-    train = np.zeros((120, 3), dtype=bool)
-    for f, (rows, _) in enumerate(folds):
-        train[rows, f] = True
+    train = fold_membership(120, folds)
     l2 = np.array([0.5, 1.0, 0.0, 2.0, 0.7])
     stack = FoldStack(Xf, y, sw, train, n_classes, l2, fit_intercept)
     rng = np.random.default_rng(2)
@@ -257,9 +256,7 @@ def test_kronecker_preconditioner_inverts_its_matrix(n_classes):
     )
     sw = np.random.default_rng(0).uniform(0.5, 2.0, 150)
     folds = list(StratifiedKFold(3).split(Xf, y))
-    train = np.zeros((150, 3), dtype=bool)
-    for f, (rows, _) in enumerate(folds):
-        train[rows, f] = True
+    train = fold_membership(150, folds)
     lam = np.array([2.0, 2.0, 2.0, 2.0, 0.0])
     stack = FoldStack(Xf, y, sw, train, n_classes, lam[:4], True)
     rng = np.random.default_rng(3)
@@ -287,9 +284,7 @@ def test_kronecker_preconditioner_inverts_its_matrix(n_classes):
 def test_fold_stack_on_two_threads_equals_one():
     from softmaxreg._cv_stack import FoldStack
 
-    train = np.zeros((300, 4), dtype=bool)
-    for f, (rows, _) in enumerate(FOLDS.split(X, Y)):
-        train[rows, f] = True
+    train = fold_membership(300, list(FOLDS.split(X, Y)))
     one = FoldStack(X, Y, np.ones(300), train, 3, np.ones(8), True, threads=1)
     two = FoldStack(X, Y, np.ones(300), train, 3, np.ones(8), True, threads=2)
     assert len(two._picks) == 2 and len(one._picks) == 1
@@ -341,9 +336,7 @@ def test_secant_predictor_starts_closer_and_keeps_the_path():
         Xf, y = make_classification(
             n, d, n_informative=4, n_redundant=0, n_classes=3, random_state=4
         )
-        train = np.zeros((n, 3), dtype=bool)
-        for f, (rows, _) in enumerate(StratifiedKFold(3).split(Xf, y)):
-            train[rows, f] = True
+        train = fold_membership(n, list(StratifiedKFold(3).split(Xf, y)))
         l2 = np.ones(d)
         stack = FoldStack(Xf, y, np.ones(n), train, 3, l2, True)
 

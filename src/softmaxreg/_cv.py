@@ -58,34 +58,39 @@ class _FoldModel(ClassifierMixin, BaseEstimator):
         self.coef = coef
         self.basis = basis
 
-    def predict_proba(self, X):
+    def _present_logits(self, X):
+        """Logits of the classes present in the fold, (n, n_present); ``None`` for one class."""
         Z = X if self.basis is None else self.basis.transform(X)
-        P = np.zeros((Z.shape[0], self.classes_.size))
         if self.present.size == 1:
-            P[:, self.present[0]] = 1.0
-            return P
+            return None
         d = Z.shape[1]
         A = np.asarray(Z @ self.coef[:, :d].T) + (self.coef[:, d] if self.coef.shape[1] > d else 0)
         if self.present.size == 2:
             A = np.hstack([np.zeros_like(A), A])
-        P[:, self.present] = softmax(A, axis=1)
+        return A
+
+    def predict_proba(self, X):
+        P = np.zeros((X.shape[0], self.classes_.size))
+        A = self._present_logits(X)
+        P[:, self.present] = 1.0 if A is None else softmax(A, axis=1)
         return P
 
     def predict_log_proba(self, X):
-        Z = X if self.basis is None else self.basis.transform(X)
-        L = np.full((Z.shape[0], self.classes_.size), -np.inf)
-        if self.present.size == 1:
-            L[:, self.present[0]] = 0.0
-            return L
-        d = Z.shape[1]
-        A = np.asarray(Z @ self.coef[:, :d].T) + (self.coef[:, d] if self.coef.shape[1] > d else 0)
-        if self.present.size == 2:
-            A = np.hstack([np.zeros_like(A), A])
-        L[:, self.present] = log_softmax(A, axis=1)
+        L = np.full((X.shape[0], self.classes_.size), -np.inf)
+        A = self._present_logits(X)
+        L[:, self.present] = 0.0 if A is None else log_softmax(A, axis=1)
         return L
 
     def predict(self, X):
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+def fold_membership(n: int, folds) -> np.ndarray:
+    """The (n, n_folds) boolean matrix whose column ``f`` marks fold ``f``'s training rows."""
+    train = np.zeros((n, len(folds)), dtype=bool)
+    for f, (rows, _) in enumerate(folds):
+        train[rows, f] = True
+    return train
 
 
 class SoftmaxRegressionCV(SoftmaxRegression):
@@ -361,9 +366,7 @@ class SoftmaxRegressionCV(SoftmaxRegression):
 
     def _stacked(self, X, codes, sw, classes, folds, Cs):
         """Every fold's ridge path at once (:class:`FoldStack`), for the ``l2`` penalty."""
-        train = np.zeros((X.shape[0], len(folds)), dtype=bool)
-        for f, (rows, _) in enumerate(folds):
-            train[rows, f] = True
+        train = fold_membership(X.shape[0], folds)
         K, d = classes.size, X.shape[1]
         rows = 1 if K == 2 else K
         scores = np.empty((len(folds), 1, Cs.size))
@@ -395,12 +398,6 @@ class SoftmaxRegressionCV(SoftmaxRegression):
         n_jobs = int(self.n_jobs)
         return (os.cpu_count() or 1) if n_jobs < 0 else max(n_jobs, 1)
 
-    def _membership(self, n, folds):
-        train = np.zeros((n, len(folds)), dtype=bool)
-        for f, (rows, _) in enumerate(folds):
-            train[rows, f] = True
-        return train
-
     def _kronecker(self, X, codes, sw, classes, folds, Cs):
         """Every fold's ridge path at once by Kronecker-preconditioned Newton-CG."""
         strengths = split_penalty("l2", 1.0, None, self.penalty_factor, X.shape[1])[0]
@@ -414,7 +411,7 @@ class SoftmaxRegressionCV(SoftmaxRegression):
             Xp,
             codes,
             sw,
-            self._membership(X.shape[0], folds),
+            fold_membership(X.shape[0], folds),
             classes.size,
             strengths,
             self.fit_intercept,
