@@ -10,8 +10,8 @@ from sklearn.preprocessing import StandardScaler
 from softmaxreg import ConvergenceWarning, SoftmaxRegression
 from softmaxreg._objective import Objective
 from softmaxreg._solvers import adam, sgd
-from softmaxreg._solvers._stochastic import batch_objective, minibatches
 from softmaxreg._sources import ArraySource
+from softmaxreg._stochastic import batch_objective, minibatches
 
 
 @pytest.fixture(scope="module")

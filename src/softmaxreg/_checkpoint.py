@@ -23,7 +23,7 @@ import numpy as np
 
 from ._solvers import lbfgs
 from ._solvers._base import CountingOracle
-from ._solvers._stochastic import STOCHASTIC_SOLVERS
+from ._stochastic import STOCHASTIC_SOLVERS
 
 __all__ = ["CheckpointError", "read_checkpoint", "solve_checkpointed", "write_checkpoint"]
 

@@ -28,9 +28,9 @@ from ._proximal import PENALTIES, split_penalty
 from ._separation import check_fit as check_separation
 from ._softmax import log_softmax, softmax
 from ._solvers import SOLVERS
-from ._solvers._stochastic import STOCHASTIC_SOLVERS
 from ._solvers.proximal import PROX_SOLVERS
 from ._sources import ArraySource
+from ._stochastic import STOCHASTIC_SOLVERS
 from ._targets import (
     is_target_matrix,
     target_class_weights,

@@ -17,7 +17,7 @@ from ._exceptions import ConvergenceWarning
 from ._objective import Objective
 from ._solvers import solve
 from ._solvers._base import CountingOracle
-from ._solvers._stochastic import STOCHASTIC_SOLVERS
+from ._stochastic import STOCHASTIC_SOLVERS
 
 __all__ = ["fit_external", "is_dask_collection", "is_source", "predict_external", "solve_for"]
 

@@ -17,8 +17,8 @@ import numpy as np
 from sklearn.utils.validation import validate_data
 
 from ._solvers._base import SolverResult
-from ._solvers._stochastic import BATCH_SIZE, OPTIMIZERS, minibatches, run_epoch
 from ._sources import ArraySource
+from ._stochastic import BATCH_SIZE, OPTIMIZERS, minibatches, run_epoch
 
 __all__ = ["partial_fit"]
 

@@ -22,10 +22,10 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from .._objective import Objective
-from .._sources import ArraySource, Block
-from . import adam, sgd
-from ._base import Stopping
+from ._objective import Objective
+from ._solvers import adam, sgd
+from ._solvers._base import Stopping
+from ._sources import ArraySource, Block
 
 __all__ = [
     "OPTIMIZERS",
