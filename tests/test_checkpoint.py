@@ -31,7 +31,7 @@ CHILD = textwrap.dedent(
     import softmaxreg._checkpoint as ck
     from softmaxreg import SoftmaxRegression
 
-    kill_at, mode, path = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    kill_at, mode, path, solver = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
     calls = [0]
     real_write, real_array = ck.write_checkpoint, np.lib.format.write_array
 
@@ -50,17 +50,19 @@ CHILD = textwrap.dedent(
     ck.write_checkpoint = write
     np.lib.format.write_array = torn_array
     X, y = problem()
-    SoftmaxRegression(solver="lbfgs", tol=1e-10, max_iter=500).fit(X, y, checkpoint=path)
+    SoftmaxRegression(solver=solver, tol=1e-10, max_iter=500).fit(X, y, checkpoint=path)
     print("finished without being killed")
     """
 )
 
 
-def run_child(tmp_path, kill_at, mode):
+def run_child(tmp_path, kill_at, mode, solver="lbfgs"):
+    """Fit ``problem()`` in a subprocess that SIGKILLs itself at checkpoint write ``kill_at``
+    (``mode``: just after it, or half-way through it); returns the checkpoint's path."""
     path = tmp_path / "fit.ckpt"
     code = CHILD.format(tests=str(__import__("pathlib").Path(__file__).parent))
     proc = subprocess.run(
-        [sys.executable, "-c", code, str(kill_at), mode, str(path)],
+        [sys.executable, "-c", code, str(kill_at), mode, str(path), solver],
         capture_output=True,
         text=True,
         timeout=120,
@@ -127,8 +129,8 @@ def test_checkpoint_of_another_problem_is_refused(tmp_path):
 
 def test_checkpoint_needs_a_resumable_solver(tmp_path):
     X, y = problem()
-    with pytest.raises(ValueError, match="lbfgs"):
-        SoftmaxRegression(solver="newton-cg").fit(X, y, checkpoint=tmp_path / "c")
+    with pytest.raises(ValueError, match="subsampled-newton.*lbfgs"):
+        SoftmaxRegression(solver="subsampled-newton").fit(X, y, checkpoint=tmp_path / "c")
     with pytest.raises(ValueError, match="checkpoint_every"):
         SoftmaxRegression(solver="lbfgs").fit(X, y, checkpoint=tmp_path / "c", checkpoint_every=0)
 

@@ -7,8 +7,9 @@ written to a temporary file in the same directory, flushed and ``fsync``-ed, the
 old one with ``os.replace``: a crash at any moment leaves either the previous checkpoint or the
 new one, never a torn file.
 
-:func:`solve_checkpointed` runs a resumable solver (L-BFGS) from the state in a checkpoint, if
-there is one for the same problem, and writes a checkpoint every ``every`` iterations.
+:func:`solve_checkpointed` runs a resumable solver (L-BFGS, trust-region Newton-CG, exact
+Newton, SGD, Adam) from the state in a checkpoint, if there is one for the same problem, and
+writes a checkpoint every ``every`` iterations.
 """
 
 from __future__ import annotations
@@ -17,21 +18,35 @@ import json
 import os
 import re
 import zipfile
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 
-from ._solvers import lbfgs
+from ._solvers import blas_limits, choose_solver, full_solver, lbfgs, newton, newton_cg
 from ._solvers._base import CountingOracle
 from ._stochastic import STOCHASTIC_SOLVERS
 
-__all__ = ["CheckpointError", "read_checkpoint", "solve_checkpointed", "write_checkpoint"]
+__all__ = [
+    "CheckpointError",
+    "read_checkpoint",
+    "resumable_solver",
+    "solve_checkpointed",
+    "write_checkpoint",
+]
 
 FORMAT = "softmaxreg-checkpoint"
 VERSION = 1
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 #: Solvers whose whole state we own and can resume exactly.
-RESUMABLE = {"lbfgs": lbfgs.minimize, **STOCHASTIC_SOLVERS}
+RESUMABLE = {
+    "lbfgs": lbfgs.minimize,
+    "newton-cg": newton_cg.minimize,
+    "newton": newton.minimize,
+    **STOCHASTIC_SOLVERS,
+}
+#: The resumable solvers that reach the exact optimum (``"auto"`` may run any of them).
+EXACT = ("lbfgs", "newton-cg", "newton")
 
 
 class CheckpointError(ValueError):
@@ -127,13 +142,47 @@ def _split_state(state: dict) -> tuple[dict, dict]:
 
 def _load_state(path, problem: dict, solver: str) -> dict | None:
     meta, arrays = read_checkpoint(path)
-    if meta.get("problem") != problem or meta.get("state", {}).get("solver") != solver:
+    if meta.get("problem") != problem:
         raise CheckpointError(
-            f"The checkpoint {path} belongs to another problem or solver "
+            f"The checkpoint {path} belongs to another problem "
             f"(saved {meta.get('problem')}, now {problem}). Delete it, pick another path, or "
             "pass resume=False to start afresh."
         )
+    saved = meta.get("state", {}).get("solver")
+    if saved != solver:
+        raise CheckpointError(
+            f"The checkpoint {path} was written by solver={saved!r}, not {solver!r}: a "
+            f"solver resumes only its own state. Resume with solver={saved!r}, "
+            "delete it, pick another path, or pass resume=False to start afresh."
+        )
     return {**meta["state"], **arrays}
+
+
+def _saved_exact_solver(path) -> str | None:
+    """The solver that wrote the checkpoint at ``path``, if it is an exact resumable one."""
+    try:
+        solver = read_checkpoint(path)[0].get("state", {}).get("solver")
+    except CheckpointError:
+        return None  # _load_state reports it
+    return solver if solver in EXACT else None
+
+
+def resumable_solver(name, objective, path=None, resume=True) -> str:
+    """The solver a checkpointed fit runs for ``name``.
+
+    ``"auto"`` resumes the exact solver (:data:`EXACT`) of an existing checkpoint at ``path``
+    (each reaches the same optimum); else it keeps the choice of
+    :func:`~softmaxreg._solvers.choose_solver`, except subsampled Newton (its state is not
+    resumable), replaced by :func:`~softmaxreg._solvers.full_solver` (the same optimum).
+    """
+    if name != "auto":
+        return name
+    if resume and path is not None and Path(path).exists():
+        saved = _saved_exact_solver(path)
+        if saved is not None:
+            return saved
+    name = choose_solver(objective)
+    return name if name in RESUMABLE else full_solver(objective)
 
 
 def solve_checkpointed(
@@ -154,8 +203,9 @@ def solve_checkpointed(
     Parameters
     ----------
     name : str
-        ``"lbfgs"`` (``"auto"`` also means L-BFGS here: its state is resumable), ``"sgd"`` or
-        ``"adam"`` (resumed at epoch boundaries).
+        ``"lbfgs"``, ``"newton-cg"``, ``"newton"`` (resumed after any accepted step),
+        ``"sgd"`` or ``"adam"`` (resumed at epoch boundaries), or ``"auto"``
+        (:func:`resumable_solver`).
     objective : Objective
     coef0 : ndarray of shape (n_coef,)
         Start, unless a checkpoint is resumed.
@@ -171,12 +221,12 @@ def solve_checkpointed(
     -------
     SolverResult
     """
-    name = "lbfgs" if name == "auto" else name
+    name = resumable_solver(name, objective, path, resume)
     if name not in RESUMABLE:
         raise ValueError(
-            f"Checkpoints need a solver whose state softmaxreg owns: {sorted(RESUMABLE)}; "
-            f"got solver={name!r}. Use solver='lbfgs' (or 'auto', 'sgd', 'adam') with "
-            "checkpoint=."
+            f"solver={name!r} cannot resume from a checkpoint: checkpoints need a solver whose "
+            f"state softmaxreg owns, one of {sorted(RESUMABLE)} or 'auto'. Use one of these "
+            "with checkpoint= (the exact ones, and 'auto', reach the same optimum)."
         )
     every = int(every)
     if every < 1:
@@ -192,16 +242,18 @@ def solve_checkpointed(
             rest, arrays = _split_state(state)
             write_checkpoint(path, {"problem": problem, "state": rest}, arrays)
 
-    oracle = CountingOracle(objective)
-    result = RESUMABLE[name](
-        oracle,
-        coef0,
-        tol=tol,
-        max_iter=max_iter,
-        callback=callback,
-        resume=state0,
-        checkpoint=save,
-    )
+    # The BLAS threads of the fit without a checkpoint (``solve`` limits them for exact solvers)
+    limits = nullcontext() if name in STOCHASTIC_SOLVERS else blas_limits(objective)
+    with limits:
+        result = RESUMABLE[name](
+            CountingOracle(objective),
+            coef0,
+            tol=tol,
+            max_iter=max_iter,
+            callback=callback,
+            resume=state0,
+            checkpoint=save,
+        )
     if last and not last["saved"]:  # the final state, whatever checkpoint_every
         rest, arrays = _split_state(last["state"])
         write_checkpoint(path, {"problem": problem, "state": rest}, arrays)

@@ -1,4 +1,11 @@
-"""Exact Newton with a Cholesky solve of the full Hessian, for problems with few parameters."""
+"""Exact Newton with a Cholesky solve of the full Hessian, for problems with few parameters.
+
+Resumable: everything an iteration needs (loss, gradient, Hessian) is a function of the
+iterate, so the state handed to an optional ``checkpoint`` callable after every step
+(:func:`state_of`: iterate, history and counts) is enough; ``resume`` recomputes the Hessian
+there (one pass) and the run repeats the arithmetic of the uninterrupted one: bitwise the same
+coefficients when the oracle is deterministic.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +17,7 @@ from scipy.linalg import cho_factor, cho_solve
 from .._exceptions import SingularHessianWarning
 from ._base import Stopping
 
-__all__ = ["minimize"]
+__all__ = ["minimize", "state_of"]
 
 
 def newton_direction(H, g, null_space):
@@ -56,14 +63,37 @@ def _backtrack(oracle, w, d, f, gd, slack):
     return None
 
 
-def minimize(oracle, coef0, *, tol, max_iter, callback=None):
-    """Minimise with damped Newton steps (Armijo backtracking from the full step)."""
-    w = np.array(coef0, dtype=np.float64)
+def state_of(w, stop, oracle) -> dict:
+    """The resumable state: the iterate ``w`` (an array), JSON-able scalars else."""
+    return {
+        "solver": "newton",
+        "w": w,
+        "gtol": stop.gtol,
+        "history": list(stop.history),
+        "counts": [oracle.n_fun, oracle.n_grad, oracle.n_hessp],
+    }
+
+
+def minimize(oracle, coef0, *, tol, max_iter, callback=None, resume=None, checkpoint=None):
+    """Minimise with damped Newton steps (Armijo backtracking from the full step).
+
+    Parameters
+    ----------
+    resume : dict, optional
+        A state from :func:`state_of` (e.g. read back from a checkpoint); ``coef0`` is then
+        ignored and the run continues where that state left off, counting its iterations.
+    checkpoint : callable, optional
+        Called as ``checkpoint(state)`` after every iteration.
+    """
+    w = np.array(coef0 if resume is None else resume["w"], dtype=np.float64)
     f, g, H = oracle.hessian(w)
-    stop = Stopping(oracle, tol, g, oracle.dtype, callback)
+    if resume is None:
+        stop = Stopping(oracle, tol, g, oracle.dtype, callback)
+    else:
+        stop = Stopping.resumed(oracle, tol, g, callback, resume)
     Q = oracle.null_space()
     message = f"reached max_iter={max_iter}"
-    for _ in range(max_iter):
+    for _ in range(max(max_iter - len(stop.history), 0)):
         if stop.done(g):
             message = "gradient norm below gtol"
             break
@@ -84,7 +114,10 @@ def minimize(oracle, coef0, *, tol, max_iter, callback=None):
                 break
             fnew, gnew, Hnew = oracle.hessian(w + t * d)
         w, f, g, H = w + t * d, fnew, gnew, Hnew
-        if stop.record(w, f, g, t):
+        stopped = stop.record(w, f, g, t)
+        if checkpoint is not None:
+            checkpoint(state_of(w, stop, oracle))
+        if stopped:
             message = "stopped by callback"
             break
     else:

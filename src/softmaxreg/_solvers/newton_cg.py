@@ -1,4 +1,13 @@
-"""Trust-region Newton-CG on Hessian-vector products (TRON: Lin, Weng & Keerthi 2008; LIBLINEAR)."""
+"""Trust-region Newton-CG on Hessian-vector products (TRON: Lin, Weng & Keerthi 2008; LIBLINEAR).
+
+Resumable: after every accepted step the state that the rest of the run depends on (iterate,
+trust radius, the initial gradient norm of the forcing term, the number of outer iterations
+taken, whether the region collapsed, the history and counts) is handed to an optional
+``checkpoint`` callable (:func:`state_of`) and accepted back as ``resume``. The loss, gradient,
+Hessian-vector product and preconditioner are functions of the iterate alone, so a resumed run
+recomputes them (one pass and a half) and then repeats the arithmetic of the uninterrupted run:
+bitwise the same coefficients when the oracle is deterministic.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +15,7 @@ import numpy as np
 
 from ._base import Stopping
 
-__all__ = ["minimize"]
+__all__ = ["minimize", "state_of"]
 
 ETA0, ETA1, ETA2 = 1e-4, 0.25, 0.75
 SIGMA1, SIGMA2, SIGMA3 = 0.25, 0.5, 4.0
@@ -84,32 +93,77 @@ def _preconditioner(oracle, w, null_space):
     return np.maximum(D, 1e-10 * top if top > 0 else 1.0)
 
 
-def minimize(oracle, coef0, *, tol, max_iter, callback=None, precondition=True):
+def state_of(w, delta, g0, tries, collapsed, stop, oracle) -> dict:
+    """The resumable state after an accepted step: the iterate ``w`` (an array), JSON-able
+    scalars else (``delta`` after its rescaling to the new preconditioner)."""
+    return {
+        "solver": "newton-cg",
+        "w": w,
+        "delta": float(delta),
+        "g0": float(g0),
+        "tries": int(tries),
+        "collapsed": bool(collapsed),
+        "gtol": stop.gtol,
+        "history": list(stop.history),
+        "counts": [oracle.n_fun, oracle.n_grad, oracle.n_hessp],
+    }
+
+
+def _start(oracle, coef0, tol, callback, precondition, resume):
+    """``(w, f, g, hessp, M, stop, Q, delta, g0, tries)`` at the start or at a resumed state."""
+    w = np.array(coef0 if resume is None else resume["w"], dtype=np.float64)
+    f, g, hessp = oracle.loss_grad_hessp(w)
+    if resume is None:
+        stop = Stopping(oracle, tol, g, oracle.dtype, callback)
+    else:
+        stop = Stopping.resumed(oracle, tol, g, callback, resume)
+    Q = oracle.null_space()
+    # After an accepted step the uninterrupted run recomputes M at the new iterate too
+    # (unless the gradient passes the test, when the resumed run stops at once anyway).
+    M = _preconditioner(oracle, w, Q) if precondition else np.ones_like(g)
+    if resume is None:
+        g0 = np.sqrt(g @ (g / M))
+        return w, f, g, hessp, M, stop, Q, g0, g0, 0
+    return w, f, g, hessp, M, stop, Q, float(resume["delta"]), float(resume["g0"]), resume["tries"]
+
+
+def minimize(
+    oracle, coef0, *, tol, max_iter, callback=None, precondition=True, resume=None, checkpoint=None
+):
     """Minimise with trust-region Newton-CG; each CG step costs one Hessian-vector product.
 
     With ``precondition`` the CG steps use the Hessian diagonal (recomputed at each accepted
     iterate, half a pass). The CG solves stop at the relative residual
     ``min(CG_RTOL, sqrt(|g|/|g0|))`` (in the preconditioned norm), loose far from the
-    optimum and tightening for a superlinear finish.
+    optimum and tightening for a superlinear finish. ``max_iter`` bounds the outer
+    iterations, rejected steps included.
+
+    Parameters
+    ----------
+    resume : dict, optional
+        A state from :func:`state_of` (e.g. read back from a checkpoint); ``coef0`` is then
+        ignored and the run continues where that state left off, counting its iterations.
+    checkpoint : callable, optional
+        Called as ``checkpoint(state)`` after every accepted step.
     """
-    w = np.array(coef0, dtype=np.float64)
-    f, g, hessp = oracle.loss_grad_hessp(w)
-    stop = Stopping(oracle, tol, g, oracle.dtype, callback)
-    Q = oracle.null_space()
     precondition = precondition and hasattr(oracle, "hessian_diagonal")
-    M = _preconditioner(oracle, w, Q) if precondition else np.ones_like(g)
-    g0 = np.sqrt(g @ (g / M))
+    w, f, g, hessp, M, stop, Q, delta, g0, tries = _start(
+        oracle, coef0, tol, callback, precondition, resume
+    )
+    collapse = "trust region collapsed: the loss is at its precision limit"
+    if resume is not None and resume["collapsed"]:  # the checkpointed run ended there
+        return stop.result("newton-cg", w, f, g, collapse)
 
     def enough(r):  # r = -(predicted gradient after the step); half the test's threshold
         return stop.norm(r) <= 0.5 * stop.gtol
 
-    delta = g0
     message = f"reached max_iter={max_iter}"
-    first = True
-    for _ in range(max_iter):
+    first = resume is None  # any step, accepted or not, clears it
+    for _ in range(max(max_iter - tries, 0)):
         if stop.done(g):
             message = "gradient norm below gtol"
             break
+        tries += 1
         gnorm = np.sqrt(g @ (g / M))
         rtol = min(CG_RTOL, np.sqrt(gnorm / g0)) if g0 > 0 else CG_RTOL
         s, r = steihaug_cg(hessp, g, delta, rtol=rtol, M=M, enough=enough)
@@ -129,17 +183,22 @@ def minimize(oracle, coef0, *, tol, max_iter, callback=None, precondition=True):
         else:
             delta = _radius(delta, snorm, actred, prered, f, fnew, gs)
             accept = actred > ETA0 * prered
+        stopped = False
         if accept:
             w, f, g, hessp = w + s, fnew, gnew, hessp_new
             if precondition and not stop.done(g):  # no use for it after the last step
                 M_new = _preconditioner(oracle, w, Q)
                 delta *= np.sqrt(np.median(M_new / M))
                 M = M_new
-            if stop.record(w, f, g, snorm):
-                message = "stopped by callback"
-                break
-        if prered <= 0 or delta <= 1e-15 * max(1.0, np.sqrt(w @ (M * w))):
-            message = "trust region collapsed: the loss is at its precision limit"
+            stopped = stop.record(w, f, g, snorm)
+        collapsed = prered <= 0 or delta <= 1e-15 * max(1.0, np.sqrt(w @ (M * w)))
+        if accept and checkpoint is not None:
+            checkpoint(state_of(w, delta, g0, tries, collapsed, stop, oracle))
+        if stopped:
+            message = "stopped by callback"
+            break
+        if collapsed:
+            message = collapse
             break
     else:
         if stop.done(g):
