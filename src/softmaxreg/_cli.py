@@ -255,7 +255,7 @@ def _add_fit(subparsers, common):
         "--checkpoint",
         metavar="PATH",
         help="write the solver state to PATH (atomically) as "
-        "the fit goes (solvers lbfgs/auto, sgd, adam)",
+        "the fit goes (solvers auto, lbfgs, newton-cg, newton, sgd, adam)",
     )
     p.add_argument(
         "--resume", action="store_true", help="continue the fit from the --checkpoint file"

@@ -370,7 +370,9 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             Write the solver state to this file (atomically) every ``checkpoint_every``
             iterations; with ``resume=True`` an existing checkpoint of the same problem is
             resumed, ending at the same coefficients as an uninterrupted fit. Needs a solver
-            with resumable state: ``"lbfgs"`` (``"auto"`` then means L-BFGS).
+            with resumable state: ``"lbfgs"``, ``"newton-cg"``, ``"newton"``, ``"sgd"``,
+            ``"adam"`` or ``"auto"`` (its usual choice, with ``"subsampled-newton"`` replaced
+            by exact or trust-region Newton, the same optimum).
         checkpoint_every : int, default=1
         resume : bool, default=True
             Continue from an existing checkpoint; ``False`` starts afresh and overwrites it.
