@@ -17,12 +17,15 @@ also writes each decoded block (int64 class codes, float features in Fortran ord
 weights: one record per block, exactly the bytes the kernel reads) to an unnamed temporary file
 on local disk, pre-allocated with ``posix_fallocate`` (without it ext4 block allocation made
 writing 7x dearer, measured); later passes read each record back with one positional read into
-a fresh buffer, so a cached pass costs a copy from the page cache instead of Parquet decoding or
-CSV parsing. We read instead of memory-mapping the whole file because mapped pages count in the
-resident set of the process (a 4 GB cache would grow RSS to 4 GB). The file has no name (Linux
-``O_TMPFILE``): it disappears when the source is closed or collected, even after ``SIGKILL``.
-``"auto"`` caches when the temporary directory keeps at least 1 GiB and 10% free after the
-cache. Measurements and the decision are in docs/scaling.md.
+a fresh buffer, so a cached pass costs a read from disk instead of Parquet decoding or CSV
+parsing. Records are written and read with direct I/O where the file system allows
+(``_stream_cache._BlockCache``): the page cache is bypassed, so the first pass does not pay for
+filling it (measured 2-3x dearer than the whole pass otherwise) and a cache larger than memory
+does not churn it. We read instead of memory-mapping the whole file because mapped pages count
+in the resident set of the process (a 4 GB cache would grow RSS to 4 GB). The file has no name
+(Linux ``O_TMPFILE``): it disappears when the source is closed or collected, even after
+``SIGKILL``. ``"auto"`` caches when the temporary directory keeps at least 1 GiB and 10% free
+after the cache. Measurements and the decision are in docs/scaling.md.
 
 Oracle passes (:meth:`_FileSource.map_reduce_threaded`) evaluate the kernel on a pool of
 threads (NumPy and one-thread BLAS release the GIL) while a read-ahead thread decodes the next
@@ -51,7 +54,15 @@ from ._sources import (
     default_block_rows,
     sum_tuples,
 )
-from ._stream_cache import _BlockCache, _checked_cache, _read_ahead, _room_for, _writer
+from ._stream_cache import (
+    _BlockCache,
+    _checked_cache,
+    _read_ahead,
+    _room_for,
+    _writer,
+    aligned_empty,
+    padded,
+)
 
 __all__ = ["CSVSource", "ParquetSource", "iter_tables", "open_source"]
 
@@ -272,7 +283,7 @@ class _FileSource:
         """One block record, decoded straight from the arrow columns (no other copies)."""
         n = table.num_rows
         where = f"rows {start}..{start + n} of {self._name()}"
-        buf = np.empty(self._record_bytes(n), dtype=np.uint8)
+        buf = aligned_empty(self._record_bytes(n))
         X, codes, base = self._views(buf, n)
         for j, name in enumerate(self.feature_names):
             col = table.column(name)
@@ -343,7 +354,7 @@ class _FileSource:
                 start += table.num_rows
                 if cache is not None:  # written in a thread of its own, overlapping decoding
                     writes.append(_writer().submit(cache.write, buf, offset))
-                    offset += buf.size
+                    offset += padded(buf.size)
                     while len(writes) > 2 or (writes and writes[0].done()):
                         writes.popleft().result()
                 yield buf
@@ -364,7 +375,7 @@ class _FileSource:
         if request is False or request is None:
             return None
         if self._cache is None:
-            nbytes = self._record_bytes(self.n_samples)
+            nbytes = sum(padded(self._record_bytes(n)) for n in self._block_sizes())
             directory = tempfile.gettempdir() if request in (True, "auto") else os.fspath(request)
             if request == "auto" and not _room_for(directory, nbytes):
                 self._cache_request = False
