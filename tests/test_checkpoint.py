@@ -194,3 +194,18 @@ def test_stochastic_solvers_resume_bitwise(tmp_path, solver):
         resumed = SoftmaxRegression(**kw).fit(X, y, checkpoint=path)
     np.testing.assert_array_equal(coef_of(resumed), coef_of(whole))
     assert resumed.result_.n_iter == 4
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "newton-cg", "newton"])
+def test_resumed_fit_stops_at_its_own_tol(tmp_path, solver):
+    """A finished checkpoint resumed with a tighter ``tol`` goes on to that accuracy."""
+    X, y = problem()
+    path = tmp_path / "c.ckpt"
+    loose = SoftmaxRegression(solver=solver, tol=1e-3).fit(X, y, checkpoint=path)
+    tight = SoftmaxRegression(solver=solver, tol=1e-9).fit(X, y, checkpoint=path)
+    assert loose.result_.grad_norm > 1e-9 >= tight.result_.grad_norm
+    assert tight.result_.converged and tight.result_.gtol == 1e-9
+    done = loose.result_.history
+    assert len(tight.result_.history) > len(done) and tight.result_.history[: len(done)] == done
+    direct = SoftmaxRegression(solver=solver, tol=1e-9).fit(X, y)
+    np.testing.assert_allclose(coef_of(tight), coef_of(direct), rtol=0, atol=1e-7)

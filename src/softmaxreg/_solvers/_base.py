@@ -126,10 +126,11 @@ class Stopping:
 
     @classmethod
     def resumed(cls, oracle, tol, g, callback, state) -> Stopping:
-        """The record of a checkpointed run: its threshold and history, its evaluation counts
-        added to ``oracle``'s, so a resumed run reports what an uninterrupted one would."""
+        """The record of a checkpointed run: its history, its evaluation counts added to
+        ``oracle``'s, so a resumed run reports what an uninterrupted one would. The threshold
+        is this call's ``tol`` (a resumed fit may ask for more accuracy or less); with the
+        checkpointed run's ``tol`` it continues that run bitwise."""
         stop = cls(oracle, tol, g, oracle.dtype, callback)
-        stop.gtol = float(state["gtol"])
         stop.history = [dict(row) for row in state["history"]]
         counts = state.get("counts", [0, 0, 0])
         for name, c in zip(("n_fun", "n_grad", "n_hessp"), counts, strict=True):
