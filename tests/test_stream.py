@@ -357,6 +357,11 @@ def test_threaded_and_cached_passes_are_bitwise_the_serial_pass(parquet_path, mo
     import softmaxreg._stream as stream
 
     cached = ParquetSource(parquet_path, target="label", weight="w", batch_rows=37)
+    monkeypatch.setattr(stream, "_cpu_count", lambda: 2)
+    assert cached._kernel_threads() == 1  # two cores: the reader's and the kernel's
+    monkeypatch.setattr(stream, "_cpu_count", lambda: 3)
+    monkeypatch.setattr(stream, "MAP_THREADS", 2)
+    assert cached._kernel_threads() == 2  # a pool of two kernel threads
     threaded = Objective(cached, l2=1.0)
     coef = np.random.default_rng(1).normal(size=threaded.n_coef)
     first = _pass(threaded, coef)  # writes the cache
