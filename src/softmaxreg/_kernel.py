@@ -213,6 +213,31 @@ def _squared(X):
     return sp.csr_matrix((np.square(X.data), X.indices, X.indptr), shape=X.shape)
 
 
+#: Bytes of each sub-block temporary of :func:`block_hess_diag` (the squared rows of ``X``)
+#: and :func:`block_hessian` (its rank-one factor ``U``): they go through the cache in pieces
+#: instead of as one block-sized copy (``X**2`` of 10,000 x 100 was 7.6 MiB per thread, ``U``
+#: up to 16 MiB: the largest temporaries of a fit). Measured per pass/Hessian against whole
+#: blocks, BLAS at one thread: as fast or faster (tall, badly_scaled, separable at --quick
+#: sizes; benchmarks/RESULTS.md).
+SUB_BLOCK_BYTES = 1 << 19
+
+
+def _dot_squared(QT: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """``QT @ X**2`` of shape (K, d) for dense ``X``, squaring ``X`` a few rows at a time."""
+    n, d = X.shape
+    step = max(1, SUB_BLOCK_BYTES // max(X.itemsize * d, 1))
+    if step >= n:
+        return QT @ np.square(X)
+    out = None
+    X2 = np.empty((step, d), dtype=X.dtype)
+    for start in range(0, n, step):
+        rows = slice(start, start + step)
+        sq = np.square(X[rows], out=X2[: min(step, n - start)])
+        part = QT[:, rows] @ sq
+        out = part if out is None else np.add(out, part, out=out)
+    return out
+
+
 def block_hess_diag(block: Block, P: np.ndarray, with_intercept: bool):
     """Diagonal of one block's Hessian: ``(sum_n c_n y_nk (1 - y_nk) x_ni^2, sum_n ...)``.
 
@@ -224,7 +249,7 @@ def block_hess_diag(block: Block, P: np.ndarray, with_intercept: bool):
         PT = P.T
         QT = PT * (1 - PT)
         QT *= _curvature_weights(block)
-        return QT @ np.square(block.X), (QT.sum(axis=1) if with_intercept else None)
+        return _dot_squared(QT, block.X), (QT.sum(axis=1) if with_intercept else None)
     Q = P * (1 - P)
     Q *= _curvature_weights(block)[:, None]
     X2 = _squared(block.X)
@@ -232,7 +257,7 @@ def block_hess_diag(block: Block, P: np.ndarray, with_intercept: bool):
     return dW, (Q.sum(axis=0) if with_intercept else None)
 
 
-def block_hessian(block: Block, P: np.ndarray, fit_intercept: bool, max_cells: int = 1 << 21):
+def block_hessian(block: Block, P: np.ndarray, fit_intercept: bool, max_cells: int | None = None):
     """Full Hessian of one block, shape (K*p, K*p) with p = d + fit_intercept, in float64.
 
     ``H = sum_n c_n [diag(y_n) - y_n y_n^T] (x) phi_n phi_n^T``. As every ``y_n`` sums to one,
@@ -248,21 +273,23 @@ def block_hessian(block: Block, P: np.ndarray, fit_intercept: bool, max_cells: i
     R = P.shape[1] - 1  # classes built directly
     c = _curvature_weights(block).astype(np.float64)
     H = np.zeros((R * p, R * p))
-    step = max(1, max_cells // (R * p))
+    step = min(n, max(1, (max_cells or SUB_BLOCK_BYTES // 8) // (R * p)))
+    # sub-block buffers, reused: phi rows (a ones column for the intercept), Z_k and U
+    Phi_buf, Z_buf, U_buf = np.ones((step, p)), np.empty((step, p)), np.empty((step, R, p))
     for start in range(0, n, step):
         rows = slice(start, start + step)
-        Phi = X[rows].toarray() if sp.issparse(X) else X[rows]  # dense one sub-block at a time
-        Phi = np.asarray(Phi, dtype=np.float64)
-        if fit_intercept:
-            Phi = np.hstack([Phi, np.ones((Phi.shape[0], 1))])
+        m = min(step, n - start)
+        Phi, Z, U = Phi_buf[:m], Z_buf[:m], U_buf[:m]
+        Phi[:, : X.shape[1]] = X[rows].toarray() if sp.issparse(X) else X[rows]
         Pr = np.ascontiguousarray(P[rows, 1:], dtype=np.float64)  # P may be class-major
         root_c = np.sqrt(c[rows])[:, None]
         Zroot = np.sqrt(Pr) * root_c
         for k in range(R):
-            Z = Phi * Zroot[:, k : k + 1]
+            np.multiply(Phi, Zroot[:, k : k + 1], out=Z)
             H[k * p : (k + 1) * p, k * p : (k + 1) * p] += Z.T @ Z
-        U = ((Pr * root_c)[:, :, None] * Phi[:, None, :]).reshape(Phi.shape[0], R * p)
-        H -= U.T @ U
+        np.multiply((Pr * root_c)[:, :, None], Phi[:, None, :], out=U)
+        U2 = U.reshape(m, R * p)
+        H -= U2.T @ U2
     return _with_class_zero(H, p)
 
 

@@ -272,5 +272,5 @@ def _weighted_column_squares(block) -> np.ndarray:
         c = c * block.totals
     if sp.issparse(block.X):
         return np.asarray(block.X.multiply(block.X).T @ c).ravel()
-    X = np.asarray(block.X, dtype=np.float64)
-    return np.einsum("n,ni,ni->i", c, X, X)
+    # float32 X is cast in einsum's small buffers (no float64 copy of the block)
+    return np.einsum("n,ni,ni->i", c, block.X, block.X)

@@ -23,7 +23,14 @@ from functools import lru_cache
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["ArraySource", "Block", "checked_class_weight", "default_block_rows", "sum_tuples"]
+__all__ = [
+    "ArraySource",
+    "Block",
+    "array_block_rows",
+    "checked_class_weight",
+    "default_block_rows",
+    "sum_tuples",
+]
 
 
 @dataclass(frozen=True)
@@ -63,15 +70,20 @@ def sum_tuples(parts) -> tuple:
     """Element-wise sum of an iterable of equal-length tuples (``None`` entries stay ``None``)."""
     total = None
     for part in parts:
-        if total is None:
-            total = [None if p is None else np.array(p, dtype=np.float64, copy=True) for p in part]
-        else:
-            for i, p in enumerate(part):
-                if p is not None:
-                    total[i] += p
+        total = _accumulate(total, part)
     if total is None:
         raise ValueError("The data source yielded no blocks: there are no samples to fit.")
     return tuple(total)
+
+
+def _accumulate(total: list | None, part: tuple) -> list:
+    """``total + part`` element-wise in float64 (the running sum of :func:`sum_tuples`)."""
+    if total is None:
+        return [None if p is None else np.array(p, dtype=np.float64, copy=True) for p in part]
+    for i, p in enumerate(part):
+        if p is not None:
+            total[i] += p
+    return total
 
 
 class ArraySource:
@@ -99,14 +111,7 @@ class ArraySource:
         self.n_classes = int(n_classes)
         self.n_samples, self.n_features = X.shape
         self.dtype = X.dtype
-        # A CSR block's temporaries are (rows, K): its width is not n_features.
-        self.block_rows = block_rows or _threaded_block_rows(
-            self.n_samples,
-            default_block_rows(
-                0 if sp.issparse(X) else self.n_features, self.n_classes, X.dtype.itemsize
-            ),
-            _row_work(self.X, self.n_classes),
-        )
+        self.block_rows = block_rows or array_block_rows(self.X, self.n_classes)
         totals = 1.0 if targets.ndim == 1 else targets.sum(axis=1)
         self.weight_sum = float(np.sum(self.weights * totals, dtype=np.float64))
 
@@ -147,14 +152,16 @@ class ArraySource:
         For ``fn`` that only write per-block state (the objective's oracle kernels). The
         calling thread and ``MAP_THREADS - 1`` pool threads take the next block in turn (at
         most ``MAP_THREADS`` blocks' temporaries alive: bounded memory), each under the
-        caller's ``np.errstate``; the per-block results are summed in block order, so the
-        value is bitwise that of :meth:`map_reduce`.
+        caller's ``np.errstate``; the per-block results are added to the running sum in block
+        order as soon as their predecessors are in (so only the results of blocks finished
+        out of order wait, not one gradient per block), and the value is bitwise that of
+        :meth:`map_reduce`.
         """
         n_blocks = -(-self.n_samples // self.block_rows)
         if MAP_THREADS < 2 or n_blocks < 2:
             return self.map_reduce(fn)
-        err, lock, results = np.geterr(), threading.Lock(), [None] * n_blocks
-        state = {"next": 0, "failed": False}
+        err, lock, pending = np.geterr(), threading.Lock(), {}
+        state = {"next": 0, "failed": False, "added": 0, "total": None}
 
         def work():
             with np.errstate(**err):
@@ -165,10 +172,16 @@ class ArraySource:
                     if i >= n_blocks or state["failed"]:
                         return
                     try:
-                        results[i] = fn(self.block(i * self.block_rows), i)
+                        result = fn(self.block(i * self.block_rows), i)
                     except BaseException:
                         state["failed"] = True
                         raise
+                    with lock:  # add every result whose predecessors are in, in order
+                        pending[i] = result
+                        while state["added"] in pending:
+                            part = pending.pop(state["added"])
+                            state["total"] = _accumulate(state["total"], part)
+                            state["added"] += 1
 
         pool = _pool(MAP_THREADS - 1)
         helpers = [pool.submit(work) for _ in range(min(MAP_THREADS, n_blocks) - 1)]
@@ -177,7 +190,41 @@ class ArraySource:
         finally:
             for h in helpers:
                 h.result()  # waits, and re-raises a helper's exception
-        return sum_tuples(results)
+        return tuple(state["total"])
+
+
+def array_block_rows(X, n_classes: int) -> int:
+    """Rows per block of in-memory data: :func:`default_block_rows` (the ~8 MiB cap), at
+    most ``n / DATA_BLOCKS`` rows but at least :data:`MIN_BLOCK_WORK` of work and ``d`` rows,
+    then split over the threads (:func:`_threaded_block_rows`).
+
+    The data-size bound keeps the temporaries of the ``MAP_THREADS`` blocks in flight, a few
+    (K, rows) arrays each, a small fraction of one (n, K) array (scikit-learn's L-BFGS holds a
+    few), so small data do not pay up to 8 MiB of temporaries per thread; data over
+    ``DATA_BLOCKS`` times the cap keep it. Blocks keep at least ``d`` rows because each one
+    returns (K, d) gradients: below that (wide or sparse data) more blocks would cost more
+    memory and time, not less.
+    """
+    n, d = X.shape
+    work = _row_work(X, n_classes)
+    # A CSR block's temporaries are (rows, K): its width is not n_features.
+    rows = default_block_rows(0 if sp.issparse(X) else d, n_classes, X.dtype.itemsize)
+    least = MIN_BLOCK_WORK / (work * X.dtype.itemsize / 8)  # float32 flops cost ~half
+    target = max(-(-n // DATA_BLOCKS), int(np.ceil(least)), d, 1)
+    if target < rows:  # else (large data) the cap stands
+        rows = _balanced(n, target, rows)
+    return _threaded_block_rows(n, rows, work)
+
+
+def _balanced(n: int, rows: int, cap: int) -> int:
+    """About ``rows`` (at most ``cap``) rows per block, evened out: equal blocks, and when
+    there are few, a multiple of :data:`MAP_THREADS` of them (a last short block leaves
+    threads idle)."""
+    blocks = max(n // rows, 1)
+    if MAP_THREADS < blocks < 4 * MAP_THREADS:
+        fewer = blocks - blocks % MAP_THREADS
+        blocks = fewer if -(-n // fewer) <= cap else fewer + MAP_THREADS
+    return min(-(-n // blocks), cap)
 
 
 def _row_work(X, n_classes: int) -> float:
@@ -207,6 +254,16 @@ MAP_THREADS = min(4, os.cpu_count() or 1)
 #: separable at --quick sizes; even on digits) and costs 20-40% more CPU time
 #: (benchmarks/RESULTS.md).
 MIN_THREAD_WORK = 5e5
+
+#: In-memory data are cut into at least this many blocks (down to :data:`MIN_BLOCK_WORK`).
+DATA_BLOCKS = 8
+
+#: Floating-point operations (float64; float32 ones count half) of one block's pass below
+#: which blocks are not cut smaller: each block costs ~50 us of Python, NumPy and thread
+#: hand-off overhead per pass. Measured on tall at --quick size (20,000 x 100, K=10, BLAS at
+#: one thread, 2 threads): 2,500-row blocks made each pass 5-10% (float64) and 15-30%
+#: (float32) slower than 10,000-row ones, 5,000-row float64 blocks were as fast.
+MIN_BLOCK_WORK = 1e7
 
 
 @lru_cache(maxsize=4)

@@ -1,0 +1,112 @@
+"""Row blocks sized to the data, sub-blocked kernel temporaries, in-order threaded sums."""
+
+import time
+import tracemalloc
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from softmaxreg import _kernel as kernel
+from softmaxreg import _sources as sources
+from softmaxreg._objective import Objective
+from softmaxreg._sources import ArraySource, Block, array_block_rows, default_block_rows
+
+
+def _data(n, d, K, dtype=np.float64, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)).astype(dtype)
+    y = rng.integers(0, K, n)
+    y[:K] = np.arange(K)
+    return X, y, np.ones(n, dtype=dtype)
+
+
+def _shape_only(n, d, dtype=np.float64):
+    """An (n, d) array with the given dtype that allocates one element (for block rules)."""
+    return np.broadcast_to(np.zeros(1, dtype=dtype), (n, d))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_large_data_keep_the_8_mib_blocks(dtype):
+    for n, d, K in [(1_000_000, 100, 10), (250_000, 100, 10), (200_000, 64, 200)]:
+        X = _shape_only(n, d, dtype)
+        assert array_block_rows(X, K) == default_block_rows(d, K, np.dtype(dtype).itemsize)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 4])
+def test_small_data_get_balanced_blocks_within_the_bounds(threads, monkeypatch):
+    monkeypatch.setattr(sources, "MAP_THREADS", threads)
+    for n, d, K in [(20_000, 100, 10), (4_000, 64, 200), (3_000, 100, 10), (50_000, 20, 30)]:
+        X = _shape_only(n, d)
+        rows = array_block_rows(X, K)
+        cap = default_block_rows(d, K)
+        assert d <= rows <= cap
+        least = min(sources.MIN_BLOCK_WORK / sources._row_work(X, K), n / threads, cap)
+        assert rows >= least / 2  # blocks are not cut below the overhead-paying size
+        assert rows <= max(-(-n // sources.DATA_BLOCKS), least) * 1.5  # small data: small blocks
+        blocks = -(-n // rows)
+        assert blocks * rows - n < blocks  # equal blocks, up to rounding
+        if 1 < blocks < 4 * threads:
+            assert blocks % threads == 0
+
+
+def test_wide_and_sparse_blocks_keep_at_least_d_rows():
+    X = sp.random(4_000, 7_071, density=50 / 7_071, format="csr", random_state=0)
+    assert array_block_rows(X, 20) >= 2_000  # each block returns a (K, d) gradient
+    assert array_block_rows(_shape_only(707, 707), 5) >= 707 // 2
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_squared_dot_in_sub_blocks_equals_the_whole_product(dtype, monkeypatch):
+    monkeypatch.setattr(kernel, "SUB_BLOCK_BYTES", 4096)  # many sub-blocks, a short last one
+    X, _, _ = _data(1_003, 37, 3, dtype)
+    QT = np.random.default_rng(1).random((5, 1_003)).astype(dtype)
+    got = kernel._dot_squared(QT, X)
+    ref = QT.astype(np.float64) @ np.square(X.astype(np.float64))
+    assert got.dtype == dtype
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(got, ref, rtol=rtol)
+
+
+@pytest.mark.parametrize("intercept", [True, False])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_block_hessian_does_not_depend_on_the_sub_block_size(intercept, sparse):
+    X, y, w = _data(301, 6, 4)
+    rng = np.random.default_rng(2)
+    P = rng.random((301, 4))
+    P /= P.sum(axis=1, keepdims=True)
+    block = Block(sp.csr_matrix(X) if sparse else X, y, w * rng.random(301))
+    whole = kernel.block_hessian(block, P, intercept, max_cells=10**9)
+    for cells in (1, 37, 1_000):  # one row at a time, uneven sub-blocks
+        H = kernel.block_hessian(block, P, intercept, max_cells=cells)
+        np.testing.assert_allclose(H, whole, rtol=1e-12, atol=1e-12 * np.abs(whole).max())
+
+
+def test_threaded_sum_in_block_order_with_blocks_finished_out_of_order(monkeypatch):
+    monkeypatch.setattr(sources, "MAP_THREADS", 3)
+    X, y, w = _data(200, 5, 3)
+    src = ArraySource(X, y, w, 3, block_rows=7)  # 29 blocks
+    delays = np.random.default_rng(3).random(29) * 2e-3
+
+    def fn(block, i):
+        time.sleep(delays[i])  # blocks finish out of order
+        return (float(np.sum(block.X**3)), block.X.T @ block.X, None)
+
+    serial = src.map_reduce(fn)
+    threaded = src.map_reduce_threaded(fn)
+    assert threaded[0] == serial[0] and threaded[2] is None
+    assert np.array_equal(threaded[1], serial[1])
+
+
+def test_hessian_diagonal_does_not_square_the_whole_block():
+    X, y, w = _data(4_000, 200, 3)  # one 4,000-row block: X**2 would be 6.1 MiB
+    obj = Objective(ArraySource(X, y, w, 3, block_rows=4_000), l2=1.0)
+    coef = np.zeros(obj.n_coef)
+    obj.loss_grad_hessp(coef)
+    tracemalloc.start()
+    try:
+        obj.hessian_diagonal(coef)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * kernel.SUB_BLOCK_BYTES
