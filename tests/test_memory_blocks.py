@@ -110,3 +110,93 @@ def test_hessian_diagonal_does_not_square_the_whole_block():
     finally:
         tracemalloc.stop()
     assert peak < 4 * kernel.SUB_BLOCK_BYTES
+
+
+def _fitted(K, dtype=np.float64, n=600, d=8, seed=0):
+    from softmaxreg import SoftmaxRegression
+
+    X, y, _ = _data(n, d, K, dtype, seed)
+    X *= 3.0  # logits of a few units: probabilities far from uniform
+    return SoftmaxRegression(C=100.0).fit(X, y), X
+
+
+def _reference_proba(model, X, offset=None):
+    A = X.astype(np.float64) @ model.coef_.T.astype(np.float64) + model.intercept_
+    if model.classes_.size == 2:
+        A = np.hstack([np.zeros_like(A), A])
+    if offset is not None:
+        A = A + offset
+    E = np.exp(A - A.max(axis=1, keepdims=True))
+    return E / E.sum(axis=1, keepdims=True)
+
+
+@pytest.fixture
+def small_predict_blocks(monkeypatch):
+    """Force many row blocks on two threads in ``linear_softmax``."""
+    from softmaxreg import _softmax
+
+    monkeypatch.setattr(_softmax, "PREDICT_BLOCK_BYTES", 8 * 40 * 4)  # 40 rows for K = 4
+    monkeypatch.setattr(_softmax, "PREDICT_THREAD_ROWS", 1)
+    monkeypatch.setattr(sources, "MAP_THREADS", 2)
+
+
+@pytest.mark.parametrize("K", [2, 4, 20])
+@pytest.mark.parametrize("form", ["dense", "fortran", "csr", "coo"])
+def test_predict_proba_is_the_softmax_of_the_logits(K, form, small_predict_blocks):
+    model, X = _fitted(K)
+    Xf = {
+        "dense": X,
+        "fortran": np.asfortranarray(X),
+        "csr": sp.csr_matrix(X),
+        "coo": sp.coo_matrix(X),
+    }[form]
+    P = model.predict_proba(Xf)
+    assert P.shape == (X.shape[0], K) and P.dtype == np.float64
+    np.testing.assert_allclose(P, _reference_proba(model, X), rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("K", [2, 4])
+def test_predict_proba_with_an_offset(K, small_predict_blocks):
+    model, X = _fitted(K)
+    offset = np.random.default_rng(4).normal(size=(X.shape[0], K))
+    P = model.predict_proba(X, offset=offset)
+    np.testing.assert_allclose(P, _reference_proba(model, X, offset), rtol=0, atol=1e-15)
+    if K == 2:  # the 1-D offset of the binary logit
+        P1 = model.predict_proba(X, offset=offset[:, 1])
+        ref = _reference_proba(model, X, np.column_stack([np.zeros(X.shape[0]), offset[:, 1]]))
+        np.testing.assert_allclose(P1, ref, rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("K", [2, 4])
+def test_float32_predict_proba_stays_float32(K, small_predict_blocks):
+    model, X = _fitted(K, np.float32)
+    P = model.predict_proba(X)
+    assert P.dtype == np.float32
+    np.testing.assert_allclose(P, _reference_proba(model, X), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(P.sum(axis=1), 1.0, atol=1e-6)
+
+
+def test_predict_proba_does_not_depend_on_threads_or_blocks(monkeypatch):
+    from threadpoolctl import threadpool_limits
+
+    from softmaxreg import _softmax
+
+    model, X = _fitted(4, n=3_000)
+    monkeypatch.setattr(_softmax, "PREDICT_THREAD_ROWS", 1)
+    results = []
+    with threadpool_limits(1, user_api="blas"):
+        for threads, block_bytes in [(1, 1 << 20), (2, 1 << 12), (3, 8 * 4 * 7)]:
+            monkeypatch.setattr(sources, "MAP_THREADS", threads)
+            monkeypatch.setattr(_softmax, "PREDICT_BLOCK_BYTES", block_bytes)
+            results.append(model.predict_proba(X))
+    for P in results[1:]:
+        assert np.array_equal(P, results[0])  # each row's arithmetic is the same
+
+
+def test_predict_proba_overflow_in_a_thread_is_a_clear_error(small_predict_blocks):
+    model, X = _fitted(4)
+    model.coef_ = np.abs(model.coef_) * (1e4 / np.abs(model.coef_).max())
+    X = X.copy()
+    X[-1] = 1e305  # only the last block's logits overflow (8 terms of 1e309)
+    with pytest.raises(ValueError, match="overflow float64.*Rescale"):
+        model.predict_proba(X)

@@ -26,7 +26,7 @@ from ._objective import Objective
 from ._path import NONSMOOTH, coef_to_estimator, solve_nonsmooth
 from ._proximal import PENALTIES, split_penalty
 from ._separation import check_fit as check_separation
-from ._softmax import log_softmax, softmax
+from ._softmax import linear_softmax, log_softmax, logits_overflow
 from ._solvers import SOLVERS
 from ._solvers.proximal import PROX_SOLVERS
 from ._sources import ArraySource
@@ -528,10 +528,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             A = np.asarray(X @ self.coef_.T) if sp.issparse(X) else X @ self.coef_.T
             A = A + self.intercept_
         if not np.all(np.isfinite(A)):  # else softmax would return NaN
-            raise ValueError(
-                f"The logits W x + b overflow {A.dtype.name}: the feature values are too large "
-                "for this model's coefficients. Rescale the features as they were in training."
-            )
+            raise logits_overflow(A.dtype)
         if self.classes_.size == 2:
             A = np.hstack([np.zeros_like(A), A])
         offset = validate_offset(offset, X.shape[0], self.classes_.size, A.dtype)
@@ -552,7 +549,10 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         """Class probabilities ``softmax(W x + b + offset)``, shape (n_samples, n_classes)."""
         if is_dask_collection(X):
             return predict_external(self, "predict_proba", X, offset)
-        return softmax(self._logits(X, offset), axis=1)
+        X = self._validate_X(X)  # logits and softmax by row blocks, in place (_softmax.py)
+        K = self.classes_.size
+        offset = validate_offset(offset, X.shape[0], K, np.result_type(X.dtype, self.coef_.dtype))
+        return linear_softmax(X, self.coef_, self.intercept_, offset, binary=K == 2)
 
     def predict_log_proba(self, X, offset=None) -> np.ndarray:
         """Log-probabilities, exact where the probabilities underflow; ``offset`` as in fit."""

@@ -29,6 +29,7 @@ __all__ = [
     "array_block_rows",
     "checked_class_weight",
     "default_block_rows",
+    "for_each_block",
     "sum_tuples",
 ]
 
@@ -149,48 +150,68 @@ class ArraySource:
     def map_reduce_threaded(self, fn: Callable[[Block, int], tuple]) -> tuple:
         """:meth:`map_reduce` with blocks evaluated on :data:`MAP_THREADS` threads.
 
-        For ``fn`` that only write per-block state (the objective's oracle kernels). The
-        calling thread and ``MAP_THREADS - 1`` pool threads take the next block in turn (at
-        most ``MAP_THREADS`` blocks' temporaries alive: bounded memory), each under the
-        caller's ``np.errstate``; the per-block results are added to the running sum in block
-        order as soon as their predecessors are in (so only the results of blocks finished
-        out of order wait, not one gradient per block), and the value is bitwise that of
-        :meth:`map_reduce`.
+        For ``fn`` that only write per-block state (the objective's oracle kernels); the
+        threads take blocks in turn (:func:`for_each_block`). The per-block results are added
+        to the running sum in block order as soon as their predecessors are in (only the
+        results of blocks finished out of order wait, not one gradient per block), so the
+        value is bitwise that of :meth:`map_reduce`.
         """
         n_blocks = -(-self.n_samples // self.block_rows)
         if MAP_THREADS < 2 or n_blocks < 2:
             return self.map_reduce(fn)
-        err, lock, pending = np.geterr(), threading.Lock(), {}
-        state = {"next": 0, "failed": False, "added": 0, "total": None}
+        pending, state = {}, {"added": 0, "total": None}
 
-        def work():
-            with np.errstate(**err):
-                while True:
-                    with lock:
-                        i = state["next"]
-                        state["next"] += 1
-                    if i >= n_blocks or state["failed"]:
-                        return
-                    try:
-                        result = fn(self.block(i * self.block_rows), i)
-                    except BaseException:
-                        state["failed"] = True
-                        raise
-                    with lock:  # add every result whose predecessors are in, in order
-                        pending[i] = result
-                        while state["added"] in pending:
-                            part = pending.pop(state["added"])
-                            state["total"] = _accumulate(state["total"], part)
-                            state["added"] += 1
+        def deposit(i, result):  # under the lock: add every result whose predecessors are in
+            pending[i] = result
+            while state["added"] in pending:
+                state["total"] = _accumulate(state["total"], pending.pop(state["added"]))
+                state["added"] += 1
 
-        pool = _pool(MAP_THREADS - 1)
-        helpers = [pool.submit(work) for _ in range(min(MAP_THREADS, n_blocks) - 1)]
-        try:
-            work()
-        finally:
-            for h in helpers:
-                h.result()  # waits, and re-raises a helper's exception
+        for_each_block(n_blocks, lambda i: fn(self.block(i * self.block_rows), i), deposit)
         return tuple(state["total"])
+
+
+def for_each_block(n_blocks: int, fn: Callable[[int], object], deposit=None) -> None:
+    """``fn(i)`` for ``i`` in ``range(n_blocks)`` on :data:`MAP_THREADS` threads.
+
+    The calling thread and ``MAP_THREADS - 1`` pool threads take the next block in turn (at
+    most ``MAP_THREADS`` blocks in flight: bounded memory), each under the caller's
+    ``np.errstate``; ``deposit(i, result)``, if given, is called under a lock. A block's
+    exception stops the others from starting and is re-raised.
+    """
+    threads = min(MAP_THREADS, n_blocks)
+    if threads < 2:
+        for i in range(n_blocks):
+            result = fn(i)
+            if deposit is not None:
+                deposit(i, result)
+        return
+    err, lock = np.geterr(), threading.Lock()
+    state = {"next": 0, "failed": False}
+
+    def work():
+        with np.errstate(**err):
+            while True:
+                with lock:
+                    i = state["next"]
+                    state["next"] += 1
+                if i >= n_blocks or state["failed"]:
+                    return
+                try:
+                    result = fn(i)
+                except BaseException:
+                    state["failed"] = True
+                    raise
+                if deposit is not None:
+                    with lock:
+                        deposit(i, result)
+
+    helpers = [_pool(MAP_THREADS - 1).submit(work) for _ in range(threads - 1)]
+    try:
+        work()
+    finally:
+        for h in helpers:
+            h.result()  # waits, and re-raises a helper's exception
 
 
 def array_block_rows(X, n_classes: int) -> int:
