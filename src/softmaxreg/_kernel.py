@@ -150,6 +150,8 @@ def _loss_grad_t(block: Block, W: np.ndarray, b: np.ndarray | None):
     """:func:`block_loss_grad` of a dense block, class-major: ``W X^T`` and
     ``G^T X`` with (K, n_b) C-ordered operands (BLAS's fast layouts), reductions over classes
     along contiguous rows; the same arithmetic element by element."""
+    if block.offset is None and not W.any():
+        return _loss_grad_constant(block, W, b)
     AT = _logits_t(block, W, b)
     AT -= AT.max(axis=0)  # the shift cancels in the cross-entropy
     n = AT.shape[1]
@@ -168,6 +170,35 @@ def _loss_grad_t(block: Block, W: np.ndarray, b: np.ndarray | None):
     GT = PT * _curvature_weights(block)
     if block.targets.ndim == 1:
         GT.ravel()[flat] -= block.weights  # one element per row: no repeated index
+    else:
+        GT -= block.weights * block.targets.T
+    gW = GT @ block.X
+    gb = GT.sum(axis=1) if b is not None else None
+    return loss, gW, gb, PT.T
+
+
+def _loss_grad_constant(block: Block, W: np.ndarray, b: np.ndarray | None):
+    """:func:`_loss_grad_t` at ``W = 0`` without offsets (a fit's usual start): every row has
+    the logits ``b``, so the probabilities are one softmax and only ``G^T X`` touches ``X``
+    (half the work of a block: 1.15 against 2.2 ms on 20,971 x 50, K = 10)."""
+    K, n = W.shape[0], block.X.shape[0]
+    dtype = np.result_type(W, block.X)  # that of the logits W X^T
+    shifted = np.zeros(K, dtype) if b is None else (b - b.max()).astype(dtype)
+    p = np.exp(shifted)
+    total = p.sum()
+    lse = np.log(total)
+    p /= total
+    if block.targets.ndim == 1:
+        codes = block.targets.astype(np.intp, copy=False)
+        ce = lse - shifted[codes]
+    else:
+        ce = block.totals * lse - block.targets @ shifted
+    loss = float(block.weights.astype(np.float64) @ ce.astype(np.float64))
+    PT = np.empty((K, n), dtype)
+    PT[:] = p[:, None]
+    GT = PT * _curvature_weights(block)
+    if block.targets.ndim == 1:
+        GT.ravel()[codes * n + np.arange(n)] -= block.weights
     else:
         GT -= block.weights * block.targets.T
     gW = GT @ block.X
