@@ -184,6 +184,8 @@ def linear_softmax(X, coef, intercept, offset=None, *, binary=False) -> np.ndarr
     n = X.shape[0]
     dtype = np.result_type(X.dtype, coef.dtype)
     WT = np.asarray(coef, dtype=dtype).T
+    if sp.issparse(X):  # sparse products want C-ordered dense operands: transpose once
+        WT = np.ascontiguousarray(WT)
     b = np.asarray(intercept, dtype=dtype)
     out = np.empty((n, WT.shape[1] + binary), dtype=dtype)
     rows = max(1, PREDICT_BLOCK_BYTES // (dtype.itemsize * out.shape[1]))
