@@ -254,9 +254,12 @@ SUB_BLOCK_BYTES = 1 << 19
 
 
 def _dot_squared(QT: np.ndarray, X: np.ndarray) -> np.ndarray:
-    """``QT @ X**2`` of shape (K, d) for dense ``X``, squaring ``X`` a few rows at a time."""
+    """``QT @ X**2`` of shape (K, d) for dense ``X``, squaring ``X`` a few rows at a time:
+    at most :data:`SUB_BLOCK_BYTES`, and no more than ``QT`` itself (or 64 KiB) holds, so the
+    squares never outweigh the block's own (K, n_b) temporaries."""
     n, d = X.shape
-    step = max(1, SUB_BLOCK_BYTES // max(X.itemsize * d, 1))
+    budget = min(SUB_BLOCK_BYTES, max(QT.nbytes, 1 << 16))
+    step = max(1, budget // max(X.itemsize * d, 1))
     if step >= n:
         return QT @ np.square(X)
     out = None
