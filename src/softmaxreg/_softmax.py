@@ -180,25 +180,30 @@ def linear_softmax(X, coef, intercept, offset=None, *, binary=False) -> np.ndarr
     ValueError
         If ``X W^T + b`` is not finite (:func:`logits_overflow`).
     """
-    X = X.tocsr() if sp.issparse(X) else X  # row slices (COO has none)
     n = X.shape[0]
     dtype = np.result_type(X.dtype, coef.dtype)
     WT = np.asarray(coef, dtype=dtype).T
-    if sp.issparse(X):  # sparse products want C-ordered dense operands: transpose once
-        WT = np.ascontiguousarray(WT)
     b = np.asarray(intercept, dtype=dtype)
-    out = np.empty((n, WT.shape[1] + binary), dtype=dtype)
+    # Sparse data: one product (each CSR row block costs a copy and a product's set-up, 3x
+    # the time at 4,000 x 7,071), its result the output unless there are two classes.
+    pre = np.asarray(X.tocsr() @ np.ascontiguousarray(WT)) if sp.issparse(X) else None
+    if pre is not None and not binary and pre.dtype == dtype and pre.flags.c_contiguous:
+        out = pre
+    else:
+        out = np.empty((n, WT.shape[1] + binary), dtype=dtype)
     rows = max(1, PREDICT_BLOCK_BYTES // (dtype.itemsize * out.shape[1]))
 
     def block(i):
         r = slice(i * rows, (i + 1) * rows)
         A = out[r]
         logits = A[:, 1:] if binary else A
-        Xb = X[r]
-        if sp.issparse(Xb) or binary or Xb.dtype != dtype:
-            logits[...] = Xb @ WT
+        if pre is not None:
+            if out is not pre:
+                logits[...] = pre[r]
+        elif binary or X.dtype != dtype:
+            logits[...] = X[r] @ WT
         else:
-            np.matmul(Xb, WT, out=logits)
+            np.matmul(X[r], WT, out=logits)
         logits += b
         if not np.isfinite(logits.sum()) and not np.all(np.isfinite(logits)):
             raise logits_overflow(dtype)
