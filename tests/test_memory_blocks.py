@@ -68,18 +68,25 @@ def test_squared_dot_in_sub_blocks_equals_the_whole_product(dtype, monkeypatch):
     np.testing.assert_allclose(got, ref, rtol=rtol)
 
 
+@pytest.mark.parametrize("d", [6, 20])  # the stacked and the per-pair construction
 @pytest.mark.parametrize("intercept", [True, False])
 @pytest.mark.parametrize("sparse", [False, True])
-def test_block_hessian_does_not_depend_on_the_sub_block_size(intercept, sparse):
-    X, y, w = _data(301, 6, 4)
+def test_block_hessian_does_not_depend_on_the_sub_block_size(d, intercept, sparse):
+    X, y, w = _data(301, d, 4)
     rng = np.random.default_rng(2)
     P = rng.random((301, 4))
     P /= P.sum(axis=1, keepdims=True)
     block = Block(sp.csr_matrix(X) if sparse else X, y, w * rng.random(301))
+    assert kernel._pairs_wanted(3, d + intercept) == (d == 20)
     whole = kernel.block_hessian(block, P, intercept, max_cells=10**9)
     for cells in (1, 37, 1_000):  # one row at a time, uneven sub-blocks
         H = kernel.block_hessian(block, P, intercept, max_cells=cells)
         np.testing.assert_allclose(H, whole, rtol=1e-12, atol=1e-12 * np.abs(whole).max())
+    c = block.weights.astype(np.float64)
+    p = d + intercept
+    pairs = kernel._hessian_pairs(block.X, P, c, p, 50)
+    stacked = kernel._hessian_stacked(block.X, P, c, p, 50)
+    np.testing.assert_allclose(pairs, stacked, rtol=1e-12, atol=1e-12 * np.abs(stacked).max())
 
 
 def test_threaded_sum_in_block_order_with_blocks_finished_out_of_order(monkeypatch):
