@@ -137,6 +137,8 @@ class Objective:
     def _evaluate(self, coef, keep_probs):
         W, b = self._split(coef)
         cache = {} if keep_probs and self.source.is_local else None
+        if keep_probs:
+            self._last_probs = None  # the previous point's probabilities are not kept alive here
 
         def kernel(blk, i):
             loss, gW, gb, P = block_loss_grad(blk, W, b)
