@@ -50,6 +50,11 @@ def test_small_data_get_balanced_blocks_within_the_bounds(threads, monkeypatch):
             assert blocks % threads == 0
 
 
+def test_tiny_data_get_one_positive_block():
+    for n in (0, 1, 5):
+        assert array_block_rows(_shape_only(n, 3), 3) >= max(n, 1)
+
+
 def test_wide_and_sparse_blocks_keep_at_least_d_rows():
     X = sp.random(4_000, 7_071, density=50 / 7_071, format="csr", random_state=0)
     assert array_block_rows(X, 20) >= 2_000  # each block returns a (K, d) gradient

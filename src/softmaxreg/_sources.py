@@ -245,7 +245,7 @@ def _balanced(n: int, rows: int, cap: int) -> int:
     if MAP_THREADS < blocks < 4 * MAP_THREADS:
         fewer = blocks - blocks % MAP_THREADS
         blocks = fewer if -(-n // fewer) <= cap else fewer + MAP_THREADS
-    return min(-(-n // blocks), cap)
+    return max(min(-(-n // blocks), cap), 1)
 
 
 def _row_work(X, n_classes: int) -> float:
