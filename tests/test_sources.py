@@ -67,3 +67,19 @@ def test_objective_on_split_blocks_matches_one_block(monkeypatch):
     a, b = Objective(one, l2=0.5), Objective(split, l2=0.5)
     np.testing.assert_allclose(a.loss_grad(coef)[1], b.loss_grad(coef)[1], rtol=1e-12)
     np.testing.assert_allclose(a.hessian(coef)[2], b.hessian(coef)[2], rtol=1e-11, atol=1e-15)
+
+
+@pytest.mark.parametrize("block_rows", [1, 7, 50, 99, 100, 1000])
+def test_sparse_blocks_are_the_rows_of_x(block_rows):
+    """CSR row blocks (views of the matrix's arrays) hold exactly the rows of ``X``."""
+    dense = sp.random(100, 30, density=0.2, random_state=0).toarray()
+    dense[5] = 0  # an empty row
+    X = sp.csr_matrix(dense)
+    src = ArraySource(X, np.zeros(100, int), np.ones(100), 2, block_rows=block_rows)
+    blocks = list(src.blocks())
+    assert len(blocks) == -(-100 // block_rows)
+    stacked = sp.vstack([b.X for b in blocks]).tocsr()
+    assert stacked.shape == X.shape and (stacked != X).nnz == 0
+    assert all(sp.issparse(b.X) and b.X.format == "csr" for b in blocks)
+    if block_rows >= 100:
+        assert blocks[0].X is src.X  # the whole matrix: no copy at all
