@@ -253,6 +253,28 @@ def test_exact_newton_and_auto_on_a_stream(parquet_path, frame):
         assert rel_diff(ref, SoftmaxRegression(solver=solver, tol=1e-10).fit(src)) < 1e-8
 
 
+@pytest.mark.parametrize("badly_scaled", [False, True])
+def test_auto_on_a_stream_prefers_lbfgs_when_well_conditioned(tmp_path, badly_scaled):
+    """Each Hessian-vector product of a stream is a pass: ``auto`` takes L-BFGS there unless
+    the penalty is badly conditioned in standardised units (then trust-region Newton-CG)."""
+    from softmaxreg._solvers import choose_solver
+
+    rng = np.random.default_rng(5)
+    n, d, k = 500, 30, 10  # 310 coefficients: above exact Newton's size
+    X = rng.standard_normal((n, d)) * (10.0 ** np.linspace(-3, 3, d) if badly_scaled else 1.0)
+    y = rng.integers(0, k, n)
+    df = pd.DataFrame(X, columns=[f"f{j}" for j in range(d)])
+    df["label"] = y
+    path = tmp_path / "w.parquet"
+    df.to_parquet(path)
+    with ParquetSource(path, target="label", batch_rows=128) as src:
+        expected = "newton-cg" if badly_scaled else "lbfgs"
+        assert choose_solver(Objective(src, l2=np.ones(d))) == expected
+        model = SoftmaxRegression(tol=1e-10).fit(src)
+    assert model.result_.solver == expected
+    assert rel_diff(SoftmaxRegression(tol=1e-10).fit(X, y), model) < 1e-7
+
+
 def test_stream_benchmark_smoke(tmp_path):
     """benchmarks/stream_bench.py runs end to end at a tiny size."""
     import sys

@@ -57,6 +57,13 @@ def _wide_well_conditioned(objective) -> bool:
     source, d = objective.source, objective.n_features
     if getattr(source, "is_sparse", False) or source.n_samples > WIDE_RATIO * d:
         return False
+    return _penalty_well_conditioned(objective)
+
+
+def _penalty_well_conditioned(objective) -> bool:
+    """Every feature penalised, within a spread of :data:`WIDE_MAX_PENALTY_SPREAD` in
+    standardised units (``lambda_j / sigma_j**2``): where L-BFGS converges fast."""
+    d = objective.n_features
     lam = objective.penalty[:d]
     if d == 0 or not np.all(lam > 0):
         return False
@@ -67,13 +74,19 @@ def _wide_well_conditioned(objective) -> bool:
 
 def choose_solver(objective) -> str:
     """The ``auto`` rule: subsampled Newton on tall in-memory data (rows that can be taken,
-    ``n`` at least ``MIN_RATIO`` times the subsample), L-BFGS on wide well-conditioned dense
-    data (:data:`WIDE_RATIO`), else :func:`full_solver`."""
+    ``n`` at least ``MIN_RATIO`` times the subsample); L-BFGS on wide well-conditioned dense
+    data (:data:`WIDE_RATIO`) and on well-conditioned streamed or distributed data, whose
+    Hessian-vector products each cost a pass that recomputes the probabilities (3M x 50
+    Parquet rows, K = 10, tol 1e-6: L-BFGS 26 passes, 23.9 s; Newton-CG 7 + 23 + 6 passes,
+    34.9 s); else :func:`full_solver`."""
     source = objective.source
     if hasattr(source, "take") and subsampled.sample_size(source.n_samples, objective.n_coef):
         return "subsampled-newton"
-    if objective.n_coef > NEWTON_MAX_COEF and _wide_well_conditioned(objective):
-        return "lbfgs"
+    if objective.n_coef > NEWTON_MAX_COEF:
+        if _wide_well_conditioned(objective):
+            return "lbfgs"
+        if not getattr(source, "is_local", True) and _penalty_well_conditioned(objective):
+            return "lbfgs"
     return full_solver(objective)
 
 
