@@ -77,8 +77,8 @@ def choose_solver(objective) -> str:
     ``n`` at least ``MIN_RATIO`` times the subsample); L-BFGS on wide well-conditioned dense
     data (:data:`WIDE_RATIO`) and on well-conditioned streamed or distributed data, whose
     Hessian-vector products each cost a pass that recomputes the probabilities (3M x 50
-    Parquet rows, K = 10, tol 1e-6: L-BFGS 26 passes, 23.9 s; Newton-CG 7 + 23 + 6 passes,
-    34.9 s); else :func:`full_solver`."""
+    Parquet rows, K = 10, tol 1e-6: L-BFGS 26 passes, 23.9 s; Newton-CG 7 gradient and 23
+    Hessian-vector passes and its preconditioner's, 34.9 s); else :func:`full_solver`."""
     source = objective.source
     if hasattr(source, "take") and subsampled.sample_size(source.n_samples, objective.n_coef):
         return "subsampled-newton"
