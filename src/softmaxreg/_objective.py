@@ -42,6 +42,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._kernel import block_hess_diag, block_hessian, block_hessp, block_loss, block_loss_grad
+from ._sources import Block
+
+#: Classes from which :meth:`Objective.loss_grad_approx_hessp` runs Hessian-vector products in
+#: float32: there the two GEMMs dominate a product (float32: 2.0x faster at K = 200; 1.3-1.4x
+#: at K = 10, where converting each block would eat the gain).
+SINGLE_HESSP_CLASSES = 32
 
 __all__ = ["Objective"]
 
@@ -129,12 +135,33 @@ class Objective:
         """Value, gradient and a Hessian-vector product closure reusing the probabilities."""
         return self._evaluate(coef, keep_probs=True)
 
+    def loss_grad_approx_hessp(self, coef: np.ndarray) -> tuple[float, np.ndarray, Callable]:
+        """:meth:`loss_grad_hessp` whose Hessian-vector products may run in float32.
+
+        For inexact Newton steps (the trust-region solver): the value and gradient stay exact,
+        so the optimum and the certificate do not change. With many classes
+        (:data:`SINGLE_HESSP_CLASSES`) on dense in-memory float64 data the probabilities are
+        kept in float32 (half their memory) and each block's product runs in float32 (its
+        two GEMMs: 2x faster at 2,000 x 64, K = 200; ~2e-7 relative error); otherwise the
+        products are exact.
+        """
+        return self._evaluate(coef, keep_probs=True, single=self._single_hessp())
+
+    def _single_hessp(self) -> bool:
+        source = self.source
+        return (
+            self.dtype == np.float64
+            and self.n_classes >= SINGLE_HESSP_CLASSES
+            and source.is_local
+            and not getattr(source, "is_sparse", True)
+        )
+
     def grad_hessp(self, coef: np.ndarray) -> tuple[np.ndarray, Callable]:
         """Gradient and Hessian-vector product closure at ``coef``."""
         _, g, hessp = self._evaluate(coef, keep_probs=True)
         return g, hessp
 
-    def _evaluate(self, coef, keep_probs):
+    def _evaluate(self, coef, keep_probs, single=False):
         W, b = self._split(coef)
         cache = {} if keep_probs and self.source.is_local else None
         if keep_probs:
@@ -143,7 +170,7 @@ class Objective:
         def kernel(blk, i):
             loss, gW, gb, P = block_loss_grad(blk, W, b)
             if cache is not None:
-                cache[i] = P
+                cache[i] = P.astype(np.float32) if single else P  # (layout kept)
             return loss, gW, gb
 
         with np.errstate(over="ignore", invalid="ignore"):
@@ -153,14 +180,18 @@ class Objective:
         if not keep_probs:
             return f, g, None
         self._last_probs = (np.array(coef, dtype=np.float64), cache)
-        return f, g, self._hessp_closure(W, b, cache)
+        return f, g, self._hessp_closure(W, b, cache, single)
 
-    def _hessp_closure(self, W, b, cache):
+    def _hessp_closure(self, W, b, cache, single=False):
         def hessp(v: np.ndarray) -> np.ndarray:
             V, vb = self._split(v)
+            if single:
+                V, vb = _single(V), _single(vb)
 
             def kernel(blk, i):
                 P = cache[i] if cache is not None else block_loss_grad(blk, W, b)[3]
+                if single:  # the block in float32, one block at a time (no copy of X kept)
+                    blk = Block(_single(blk.X), _single(blk.targets), _single(blk.weights))
                 return block_hessp(blk, P, V, vb)
 
             hW, hb = self._map_reduce(kernel)
@@ -276,3 +307,10 @@ def _weighted_column_squares(block) -> np.ndarray:
         return np.asarray(block.X.multiply(block.X).T @ c).ravel()
     # float32 X is cast in einsum's small buffers (no float64 copy of the block)
     return np.einsum("n,ni,ni->i", c, block.X, block.X)
+
+
+def _single(a):
+    """``a`` in float32 if it is a float array (``None`` and integer arrays as they are)."""
+    if a is None or a.dtype.kind != "f":
+        return a
+    return a.astype(np.float32)

@@ -91,6 +91,17 @@ class CountingOracle:
         f, g, hessp = self.objective.loss_grad_hessp(coef)
         return f, g, self._counted(hessp)
 
+    def loss_grad_approx_hessp(self, coef):
+        """``loss_grad_hessp`` with the objective's fastest Hessian-vector products (exact
+        value and gradient); the exact ones where the objective offers nothing else."""
+        evaluate = getattr(self.objective, "loss_grad_approx_hessp", None)
+        if evaluate is None:
+            return self.loss_grad_hessp(coef)
+        self.n_fun += 1
+        self.n_grad += 1
+        f, g, hessp = evaluate(coef)
+        return f, g, self._counted(hessp)
+
     def hessian(self, coef):
         self.n_fun += 1
         self.n_grad += 1

@@ -83,6 +83,13 @@ def _radius(delta, snorm, actred, prered, f, fnew, gs):
     return max(delta, min(alpha * snorm, SIGMA3 * delta))
 
 
+def _evaluate(oracle, w):
+    """Value, gradient and Hessian-vector products for the CG steps: the oracle's fastest
+    (``loss_grad_approx_hessp``: float32 products where they pay, the value and gradient
+    exact), else ``loss_grad_hessp``."""
+    return getattr(oracle, "loss_grad_approx_hessp", oracle.loss_grad_hessp)(w)
+
+
 def _preconditioner(oracle, w, null_space):
     """The Hessian diagonal at ``w``, equal over classes along the null space, floored."""
     D = np.array(oracle.hessian_diagonal(w), dtype=np.float64)
@@ -112,7 +119,7 @@ def state_of(w, delta, g0, tries, collapsed, stop, oracle) -> dict:
 def _start(oracle, coef0, tol, callback, precondition, resume):
     """``(w, f, g, hessp, M, stop, Q, delta, g0, tries)`` at the start or at a resumed state."""
     w = np.array(coef0 if resume is None else resume["w"], dtype=np.float64)
-    f, g, hessp = oracle.loss_grad_hessp(w)
+    f, g, hessp = _evaluate(oracle, w)
     if resume is None:
         stop = Stopping(oracle, tol, g, oracle.dtype, callback)
     else:
@@ -169,7 +176,7 @@ def minimize(
         s, r = steihaug_cg(hessp, g, delta, rtol=rtol, M=M, enough=enough)
         gs = g @ s
         prered = -0.5 * (gs - s @ r)
-        fnew, gnew, hessp_new = oracle.loss_grad_hessp(w + s)
+        fnew, gnew, hessp_new = _evaluate(oracle, w + s)
         actred = f - fnew
         snorm = np.sqrt(s @ (M * s))
         if first:
