@@ -177,17 +177,7 @@ def minimize_stochastic(
         f, g = oracle.loss_grad(coef)
         stopped = stop.record(coef, f, g, steps)
         if checkpoint is not None:
-            counts = [getattr(oracle, a, 0) for a in ("n_fun", "n_grad", "n_hessp")]
-            checkpoint(
-                {
-                    **state,
-                    "f": float(f),
-                    "g": g,
-                    "gtol": stop.gtol,
-                    "history": list(stop.history),
-                    "counts": counts,
-                }
-            )
+            checkpoint({**state, "f": float(f), "g": g, **stop.state()})
         if stopped:
             message = "stopped by callback"
             break

@@ -149,6 +149,11 @@ class Stopping:
                 setattr(oracle, name, getattr(oracle, name) + int(c))
         return stop
 
+    def state(self) -> dict:
+        """The record's part of a solver's resumable state (read back by :meth:`resumed`)."""
+        counts = [getattr(self.oracle, name, 0) for name in ("n_fun", "n_grad", "n_hessp")]
+        return {"gtol": self.gtol, "history": list(self.history), "counts": counts}
+
     def norm(self, g) -> float:
         """The certificate's gradient norm: ``max |g / scale|``."""
         return float(np.max(np.abs(g / self.scale), initial=0.0))

@@ -39,7 +39,7 @@ def _two_loop(g, S, Y, D):
     return q
 
 
-def state_of(x, f, g, S, Y, stop, oracle) -> dict:
+def state_of(x, f, g, S, Y, stop) -> dict:
     """The resumable state: arrays under ``x``, ``g``, ``S``, ``Y``; JSON-able scalars else."""
     n = x.size
     return {
@@ -49,9 +49,7 @@ def state_of(x, f, g, S, Y, stop, oracle) -> dict:
         "g": g,
         "S": np.array(list(S)).reshape(len(S), n),
         "Y": np.array(list(Y)).reshape(len(Y), n),
-        "gtol": stop.gtol,
-        "history": list(stop.history),
-        "counts": [oracle.n_fun, oracle.n_grad, oracle.n_hessp],
+        **stop.state(),
     }
 
 
@@ -108,7 +106,7 @@ def minimize(
         x, f, g = x + s, f_new, g_new
         stopped = stop.record(x, f, g, t)
         if checkpoint is not None:
-            checkpoint(state_of(x, f, g, S, Y, stop, oracle))
+            checkpoint(state_of(x, f, g, S, Y, stop))
         if stopped:
             message = "stopped by callback"
             break

@@ -63,14 +63,12 @@ def _backtrack(oracle, w, d, f, gd, slack):
     return None
 
 
-def state_of(w, stop, oracle) -> dict:
+def state_of(w, stop) -> dict:
     """The resumable state: the iterate ``w`` (an array), JSON-able scalars else."""
     return {
         "solver": "newton",
         "w": w,
-        "gtol": stop.gtol,
-        "history": list(stop.history),
-        "counts": [oracle.n_fun, oracle.n_grad, oracle.n_hessp],
+        **stop.state(),
     }
 
 
@@ -116,7 +114,7 @@ def minimize(oracle, coef0, *, tol, max_iter, callback=None, resume=None, checkp
         w, f, g, H = w + t * d, fnew, gnew, Hnew
         stopped = stop.record(w, f, g, t)
         if checkpoint is not None:
-            checkpoint(state_of(w, stop, oracle))
+            checkpoint(state_of(w, stop))
         if stopped:
             message = "stopped by callback"
             break

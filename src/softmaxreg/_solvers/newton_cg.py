@@ -100,7 +100,7 @@ def _preconditioner(oracle, w, null_space):
     return np.maximum(D, 1e-10 * top if top > 0 else 1.0)
 
 
-def state_of(w, delta, g0, tries, collapsed, stop, oracle) -> dict:
+def state_of(w, delta, g0, tries, collapsed, stop) -> dict:
     """The resumable state after an accepted step: the iterate ``w`` (an array), JSON-able
     scalars else (``delta`` after its rescaling to the new preconditioner)."""
     return {
@@ -110,9 +110,7 @@ def state_of(w, delta, g0, tries, collapsed, stop, oracle) -> dict:
         "g0": float(g0),
         "tries": int(tries),
         "collapsed": bool(collapsed),
-        "gtol": stop.gtol,
-        "history": list(stop.history),
-        "counts": [oracle.n_fun, oracle.n_grad, oracle.n_hessp],
+        **stop.state(),
     }
 
 
@@ -200,7 +198,7 @@ def minimize(
             stopped = stop.record(w, f, g, snorm)
         collapsed = prered <= 0 or delta <= 1e-15 * max(1.0, np.sqrt(w @ (M * w)))
         if accept and checkpoint is not None:
-            checkpoint(state_of(w, delta, g0, tries, collapsed, stop, oracle))
+            checkpoint(state_of(w, delta, g0, tries, collapsed, stop))
         if stopped:
             message = "stopped by callback"
             break
