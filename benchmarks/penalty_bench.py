@@ -70,11 +70,12 @@ def _composite(X, y, penalty, C, l1_ratio, fitted) -> float:
     return objective.loss(coef) + (0.0 if nonsmooth is None else nonsmooth.value(coef))
 
 
-def _timed(make, X, y, repeats):
-    """Best wall and CPU time of ``repeats`` fits, BLAS limited to one thread (saga uses one)."""
+def _timed(make, X, y, repeats, blas_threads=1):
+    """Best wall and CPU time of ``repeats`` fits, BLAS limited to ``blas_threads`` (saga
+    uses one; ``None``: no limit from the caller)."""
     wall, cpu, fitted = np.inf, np.inf, None
     for _ in range(repeats):
-        with threadpool_limits(1), warnings.catch_warnings():
+        with threadpool_limits(blas_threads), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             t, c = time.perf_counter(), time.process_time()
             fitted = make().fit(X, y)
@@ -186,15 +187,7 @@ def _timed_default(make, X, y, repeats):
     """Best wall and CPU time of ``repeats`` fits with each library's default threading
     (no BLAS limit from the caller: softmaxreg holds BLAS at one thread itself and shares
     passes between threads; scikit-learn's ``n_jobs=None`` fits the folds one by one)."""
-    wall, cpu, fitted = np.inf, np.inf, None
-    for _ in range(repeats):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            t, c = time.perf_counter(), time.process_time()
-            fitted = make().fit(X, y)
-            wall = min(wall, time.perf_counter() - t)
-            cpu = min(cpu, time.process_time() - c)
-    return (wall, cpu), fitted
+    return _timed(make, X, y, repeats, blas_threads=None)
 
 
 def bench_cv(problems, repeats):
