@@ -167,14 +167,7 @@ def _loss_grad_t(block: Block, W: np.ndarray, b: np.ndarray | None):
     ce = lse - a_target if block.targets.ndim == 1 else block.totals * lse - a_target
     loss = float(block.weights.astype(np.float64) @ ce.astype(np.float64))
     PT /= total
-    GT = PT * _curvature_weights(block)
-    if block.targets.ndim == 1:
-        GT.ravel()[flat] -= block.weights  # one element per row: no repeated index
-    else:
-        GT -= block.weights * block.targets.T
-    gW = GT @ block.X
-    gb = GT.sum(axis=1) if b is not None else None
-    return loss, gW, gb, PT.T
+    return (loss, *_gradient_t(block, PT, b is not None, flat if block.targets.ndim == 1 else None))
 
 
 def _loss_grad_constant(block: Block, W: np.ndarray, b: np.ndarray | None):
@@ -196,14 +189,22 @@ def _loss_grad_constant(block: Block, W: np.ndarray, b: np.ndarray | None):
     loss = float(block.weights.astype(np.float64) @ ce.astype(np.float64))
     PT = np.empty((K, n), dtype)
     PT[:] = p[:, None]
+    return (loss, *_gradient_t(block, PT, b is not None))
+
+
+def _gradient_t(block: Block, PT: np.ndarray, intercept: bool, flat=None):
+    """``(G^T X, G^T 1, P)`` from class-major probabilities ``PT`` (K, n_b): the gradient
+    rows ``G = c P - s T``. For class codes ``flat`` (as computed by the caller, if it did)
+    indexes each row's (code, row) element: one per row, no repeated index."""
     GT = PT * _curvature_weights(block)
     if block.targets.ndim == 1:
-        GT.ravel()[codes * n + np.arange(n)] -= block.weights
+        if flat is None:
+            n = PT.shape[1]
+            flat = block.targets.astype(np.intp, copy=False) * n + np.arange(n)
+        GT.ravel()[flat] -= block.weights
     else:
         GT -= block.weights * block.targets.T
-    gW = GT @ block.X
-    gb = GT.sum(axis=1) if b is not None else None
-    return loss, gW, gb, PT.T
+    return GT @ block.X, (GT.sum(axis=1) if intercept else None), PT.T
 
 
 def block_hessp(block: Block, P: np.ndarray, V: np.ndarray, vb: np.ndarray | None):
