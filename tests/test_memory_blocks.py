@@ -145,10 +145,10 @@ def _reference_proba(model, X, offset=None):
 @pytest.fixture
 def small_predict_blocks(monkeypatch):
     """Force many row blocks on two threads in ``linear_softmax``."""
-    from softmaxreg import _softmax
+    from softmaxreg import _predict
 
-    monkeypatch.setattr(_softmax, "PREDICT_BLOCK_BYTES", 8 * 40 * 4)  # 40 rows for K = 4
-    monkeypatch.setattr(_softmax, "PREDICT_THREAD_ROWS", 1)
+    monkeypatch.setattr(_predict, "PREDICT_BLOCK_BYTES", 8 * 40 * 4)  # 40 rows for K = 4
+    monkeypatch.setattr(_predict, "PREDICT_THREAD_ROWS", 1)
     monkeypatch.setattr(sources, "MAP_THREADS", 2)
 
 
@@ -191,15 +191,15 @@ def test_float32_predict_proba_stays_float32(K, small_predict_blocks):
 def test_predict_proba_does_not_depend_on_threads_or_blocks(monkeypatch):
     from threadpoolctl import threadpool_limits
 
-    from softmaxreg import _softmax
+    from softmaxreg import _predict
 
     model, X = _fitted(4, n=3_000)
-    monkeypatch.setattr(_softmax, "PREDICT_THREAD_ROWS", 1)
+    monkeypatch.setattr(_predict, "PREDICT_THREAD_ROWS", 1)
     results = []
     with threadpool_limits(1, user_api="blas"):
         for threads, block_bytes in [(1, 1 << 20), (2, 1 << 12), (3, 8 * 4 * 7)]:
             monkeypatch.setattr(sources, "MAP_THREADS", threads)
-            monkeypatch.setattr(_softmax, "PREDICT_BLOCK_BYTES", block_bytes)
+            monkeypatch.setattr(_predict, "PREDICT_BLOCK_BYTES", block_bytes)
             results.append(model.predict_proba(X))
     for P in results[1:]:
         assert np.array_equal(P, results[0])  # each row's arithmetic is the same

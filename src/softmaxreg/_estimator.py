@@ -24,9 +24,10 @@ from ._external import (
 from ._inference import InferenceResults, estimator_inference
 from ._objective import Objective
 from ._path import NONSMOOTH, coef_to_estimator, solve_nonsmooth
+from ._predict import linear_softmax, logits_overflow
 from ._proximal import PENALTIES, split_penalty
 from ._separation import check_fit as check_separation
-from ._softmax import linear_softmax, log_softmax, logits_overflow
+from ._softmax import log_softmax
 from ._solvers import SOLVERS
 from ._solvers.proximal import PROX_SOLVERS
 from ._sources import ArraySource
