@@ -85,22 +85,21 @@ class CountingOracle:
 
         return counted
 
-    def loss_grad_hessp(self, coef):
-        self.n_fun += 1
-        self.n_grad += 1
-        f, g, hessp = self.objective.loss_grad_hessp(coef)
-        return f, g, self._counted(hessp)
-
-    def loss_grad_approx_hessp(self, coef):
-        """``loss_grad_hessp`` with the objective's fastest Hessian-vector products (exact
-        value and gradient); the exact ones where the objective offers nothing else."""
-        evaluate = getattr(self.objective, "loss_grad_approx_hessp", None)
-        if evaluate is None:
-            return self.loss_grad_hessp(coef)
+    def _with_hessp(self, evaluate, coef):
         self.n_fun += 1
         self.n_grad += 1
         f, g, hessp = evaluate(coef)
         return f, g, self._counted(hessp)
+
+    def loss_grad_hessp(self, coef):
+        return self._with_hessp(self.objective.loss_grad_hessp, coef)
+
+    def loss_grad_approx_hessp(self, coef):
+        """``loss_grad_hessp`` with the objective's fastest Hessian-vector products (exact
+        value and gradient); the exact ones where the objective offers nothing else."""
+        objective = self.objective
+        evaluate = getattr(objective, "loss_grad_approx_hessp", objective.loss_grad_hessp)
+        return self._with_hessp(evaluate, coef)
 
     def hessian(self, coef):
         self.n_fun += 1
