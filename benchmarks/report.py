@@ -117,7 +117,7 @@ def _problem_table(rec: dict) -> list[str]:
             f"| {', '.join(r['default_warnings']) or 'none'} | {_fmt(_t(r, '1e-03'))} "
             f"| {_fmt(t6, '.3f', 'not reached')} | {_fmt(_t(r, '1e-06', 3))} "
             f"| {hit[1] if hit else '—'} "
-            f"| {_fmt(passes, '.0f')} | {r['peak_mib']:.1f} |"
+            f"| {_fmt(passes, '.0f')} | {_fmt(r['peak_mib'], '.1f', 'not measured')} |"
         )
     return lines
 

@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import problems, run  # noqa: E402
+from benchmarks import problems, report, run  # noqa: E402
 from benchmarks.adapters import ADAPTERS, Fitted  # noqa: E402
 from benchmarks.measure import objective  # noqa: E402
 
@@ -54,6 +54,24 @@ def test_runner_end_to_end(tmp_path, monkeypatch):
     md = (tmp_path / "results.md").read_text()
     assert "| tiny |" in md and "softmaxreg:auto" in md
     assert (tmp_path / "tiny.png").stat().st_size > 0
+
+
+def test_default_fit_over_budget_is_timed_once_without_memory(tmp_path, monkeypatch):
+    X, y = problems.planted_sparse(300, 20, 5, 3, seed=2)
+    tiny = problems.Problem("tiny", "tiny planted", lambda scale: (X.toarray(), y), C=1.0)
+    calls = []
+    real = run.time_fit
+
+    def counted(*args, **kw):
+        calls.append(kw["repeats"])
+        return real(*args, **kw)
+
+    monkeypatch.setattr(run, "time_fit", counted)
+    adapters = {"sklearn:lbfgs": ADAPTERS["sklearn:lbfgs"]}
+    rec = run.run_problem(tiny, 1.0, adapters, repeats=3, budget=0.0, sweeps=False, log=str)
+    (row,) = rec["rows"]
+    assert calls == [1] and row["peak_mib"] is None and row["default_seconds"] > 0
+    assert "not measured" in "\n".join(report._problem_table(rec))
 
 
 def test_adapters_share_a_signature():
