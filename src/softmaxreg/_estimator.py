@@ -158,13 +158,17 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     solver : {"auto", "lbfgs", "newton-cg", "newton", "subsampled-newton"}, default="auto"
         ``"auto"`` takes subsampled Newton on tall in-memory data (curvature from a random
         subsample, gradient and certificate on all rows: docs/derivation.md section 10),
-        else exact Newton for few parameters and trust-region Newton-CG otherwise.
+        L-BFGS on wide well-conditioned dense data and on well-conditioned streamed or Dask
+        data, else exact Newton for few parameters and trust-region Newton-CG otherwise.
     tol : float, default=1e-6
         Convergence certificate: the max-norm of the gradient with respect to the
         coefficients of standardised features (each feature divided by its root mean square)
         falls below ``tol``; independent of the units of the features and the sample size.
         Tighter than scikit-learn's default: the second-order solvers make the last digits
-        cheap (one or two more Newton steps), so the default fit is the optimum.
+        cheap (one or two more Newton steps), so the default fit is the optimum. L-BFGS on a
+        penalised problem also runs until its curvature model predicts a remaining decrease
+        of at most ``tol / 10`` of the loss (the gradient test alone can stop early in
+        relative terms when the penalty is weak and the features many).
     max_iter : int, default=100
         Maximum solver iterations; reaching it warns with ``ConvergenceWarning``.
     class_weight : dict, "balanced" or None, default=None

@@ -19,6 +19,13 @@ from ._linesearch import wolfe_line_search
 
 __all__ = ["minimize", "state_of"]
 
+#: Where every feature is penalised (a strongly convex loss), L-BFGS stops only when its own
+#: curvature model also predicts a remaining decrease ``g.H g / 2`` of at most
+#: ``SUBOPT_SHARE * tol * |f|``: on weakly penalised wide data the gradient test alone stopped
+#: far from the optimum in relative terms (5,000 x 5,000, K = 5, C = 1: 3.6e-5 at tol 1e-6),
+#: and there the model underestimated the remaining decrease by 3-5x (measured along the run).
+SUBOPT_SHARE = 0.1
+
 
 def _two_loop(g, S, Y, D):
     """``H g`` for the L-BFGS inverse-Hessian estimate from the pairs ``(s_i, y_i)``.
@@ -37,6 +44,12 @@ def _two_loop(g, S, Y, D):
     for (s, y), a in zip(zip(S, Y, strict=True), reversed(alphas), strict=True):
         q += (a - (y @ q) / (y @ s)) * s
     return q
+
+
+def _every_feature_penalised(oracle) -> bool:
+    penalty = getattr(oracle, "penalty", None)
+    d = getattr(oracle, "n_features", 0)
+    return penalty is not None and d > 0 and bool(np.all(np.asarray(penalty)[:d] > 0))
 
 
 def state_of(x, f, g, S, Y, stop) -> dict:
@@ -70,7 +83,8 @@ def _start(oracle, coef0, tol, callback, memory, resume):
 def minimize(
     oracle, coef0, *, tol, max_iter, callback=None, memory=10, resume=None, checkpoint=None
 ):
-    """Minimise with L-BFGS; stops on the gradient certificate of :class:`Stopping`.
+    """Minimise with L-BFGS; stops on the gradient certificate of :class:`Stopping` (and,
+    where every feature is penalised, on the predicted decrease: :data:`SUBOPT_SHARE`).
 
     Parameters
     ----------
@@ -82,12 +96,15 @@ def minimize(
     """
     x, f, g, S, Y, stop = _start(oracle, coef0, tol, callback, memory, resume)
     D = 1.0 / np.square(stop.scale)
+    strongly_convex = _every_feature_penalised(oracle)
     message = f"reached max_iter={max_iter}"
     for _ in range(max(max_iter - len(stop.history), 0)):
-        if stop.done(g):
+        d = -_two_loop(g, S, Y, D)
+        if stop.done(g) and (
+            not strongly_convex or -0.5 * (g @ d) <= SUBOPT_SHARE * stop.gtol * abs(f)
+        ):
             message = "gradient norm below gtol"
             break
-        d = -_two_loop(g, S, Y, D)
         step = 1.0 if S else min(1.0, 1.0 / max(np.abs(d).sum(), 1e-300))
         found = wolfe_line_search(oracle, x, f, g, d, step)
         if found is None and S:  # stale curvature pairs: restart from steepest descent
