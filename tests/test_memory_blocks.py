@@ -124,6 +124,34 @@ def test_hessian_diagonal_does_not_square_the_whole_block():
     assert peak < 4 * kernel.SUB_BLOCK_BYTES
 
 
+@pytest.mark.parametrize("layout", ["dense", "csr", "soft", "float32-data-float64-weights"])
+@pytest.mark.parametrize("start", [True, False])
+def test_gradient_without_probabilities_is_bitwise_the_same(layout, start):
+    """``probs=False`` (the gradient overwrites the probabilities) changes no bit of the loss
+    and gradient, whatever the path: class-major dense, the W = 0 shortcut, CSR, count
+    targets, and float32 data with float64 weights (where the product needs a new array)."""
+    X, y, w = _data(500, 6, 4, np.float32 if layout.startswith("float32") else np.float64)
+    targets = y
+    if layout == "soft":
+        targets = np.random.default_rng(1).integers(0, 3, (500, 4)).astype(X.dtype)
+        targets[targets.sum(axis=1) == 0, 0] = 1
+    if layout == "csr":
+        X = sp.csr_matrix(np.where(np.abs(X) > 0.8, X, 0.0))
+    if layout.endswith("float64-weights"):
+        w = w.astype(np.float64) * 1.5
+    block = Block(X, targets, w)
+    rng = np.random.default_rng(2)
+    W = np.zeros((4, 6)) if start else rng.normal(size=(4, 6))
+    b = rng.normal(size=4)
+    with_p = kernel.block_loss_grad(block, W.astype(X.dtype), b.astype(X.dtype))
+    without = kernel.block_loss_grad(block, W.astype(X.dtype), b.astype(X.dtype), probs=False)
+    assert without[3] is None and with_p[3].shape == (500, 4)
+    assert without[0] == with_p[0]
+    for a, c in zip(with_p[1:3], without[1:3], strict=True):
+        np.testing.assert_array_equal(a, c)
+        assert a.dtype == c.dtype
+
+
 def _fitted(K, dtype=np.float64, n=600, d=8, seed=0):
     from softmaxreg import SoftmaxRegression
 

@@ -168,7 +168,7 @@ class Objective:
             self._last_probs = None  # the previous point's probabilities are not kept alive here
 
         def kernel(blk, i):
-            loss, gW, gb, P = block_loss_grad(blk, W, b)
+            loss, gW, gb, P = block_loss_grad(blk, W, b, probs=cache is not None)
             if cache is not None:
                 cache[i] = P.astype(np.float32) if single else P  # (layout kept)
             return loss, gW, gb
