@@ -9,7 +9,7 @@ from functools import lru_cache
 import numpy as np
 
 from . import lbfgs, newton, newton_cg, subsampled
-from ._base import CountingOracle, SolverResult
+from ._base import CountingOracle, SolverResult, every_feature_penalised
 
 __all__ = ["SOLVERS", "SolverResult", "choose_solver", "full_solver", "solve"]
 
@@ -63,10 +63,10 @@ def _wide_well_conditioned(objective) -> bool:
 def _penalty_well_conditioned(objective) -> bool:
     """Every feature penalised, within a spread of :data:`WIDE_MAX_PENALTY_SPREAD` in
     standardised units (``lambda_j / sigma_j**2``): where L-BFGS converges fast."""
+    if not every_feature_penalised(objective):
+        return False
     d = objective.n_features
     lam = objective.penalty[:d]
-    if d == 0 or not np.all(lam > 0):
-        return False
     rms = objective.gradient_scale()[:d]  # one pass, cached: the solver's certificate uses it
     standardised = lam / np.square(rms)
     return bool(standardised.max() <= WIDE_MAX_PENALTY_SPREAD * standardised.min())

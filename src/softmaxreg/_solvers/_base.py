@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["CountingOracle", "SolverResult", "Stopping"]
+__all__ = ["CountingOracle", "SolverResult", "Stopping", "every_feature_penalised"]
 
 
 @dataclass
@@ -57,6 +57,14 @@ class SolverResult:
             f"|grad|_inf={self.grad_norm:.3g} (gtol {self.gtol:.3g}), n_iter={self.n_iter}, "
             f"evaluations: fun={self.n_fun} grad={self.n_grad} hessp={self.n_hessp})"
         )
+
+
+def every_feature_penalised(objective) -> bool:
+    """Whether every feature's coefficients carry an L2 penalty (the loss strongly convex in
+    them); ``False`` for objectives without a ``penalty``."""
+    penalty = getattr(objective, "penalty", None)
+    d = getattr(objective, "n_features", 0)
+    return penalty is not None and d > 0 and bool(np.all(np.asarray(penalty)[:d] > 0))
 
 
 class CountingOracle:

@@ -14,7 +14,7 @@ from collections import deque
 
 import numpy as np
 
-from ._base import Stopping
+from ._base import Stopping, every_feature_penalised
 from ._linesearch import wolfe_line_search
 
 __all__ = ["minimize", "state_of"]
@@ -44,12 +44,6 @@ def _two_loop(g, S, Y, D):
     for (s, y), a in zip(zip(S, Y, strict=True), reversed(alphas), strict=True):
         q += (a - (y @ q) / (y @ s)) * s
     return q
-
-
-def _every_feature_penalised(oracle) -> bool:
-    penalty = getattr(oracle, "penalty", None)
-    d = getattr(oracle, "n_features", 0)
-    return penalty is not None and d > 0 and bool(np.all(np.asarray(penalty)[:d] > 0))
 
 
 def state_of(x, f, g, S, Y, stop) -> dict:
@@ -96,7 +90,7 @@ def minimize(
     """
     x, f, g, S, Y, stop = _start(oracle, coef0, tol, callback, memory, resume)
     D = 1.0 / np.square(stop.scale)
-    strongly_convex = _every_feature_penalised(oracle)
+    strongly_convex = every_feature_penalised(oracle)
     message = f"reached max_iter={max_iter}"
     for _ in range(max(max_iter - len(stop.history), 0)):
         d = -_two_loop(g, S, Y, D)
