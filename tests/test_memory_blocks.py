@@ -11,6 +11,7 @@ from softmaxreg import _kernel as kernel
 from softmaxreg import _sources as sources
 from softmaxreg._objective import Objective
 from softmaxreg._sources import ArraySource, Block, array_block_rows, default_block_rows
+from softmaxreg._targets import compact_codes
 
 
 def _data(n, d, K, dtype=np.float64, seed=0):
@@ -26,11 +27,23 @@ def _shape_only(n, d, dtype=np.float64):
     return np.broadcast_to(np.zeros(1, dtype=dtype), (n, d))
 
 
+@pytest.mark.parametrize("threads", [1, 2, 4])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_large_data_keep_the_8_mib_blocks(dtype):
-    for n, d, K in [(1_000_000, 100, 10), (250_000, 100, 10), (200_000, 64, 200)]:
+def test_large_data_get_equal_blocks_within_the_8_mib_cap(dtype, threads, monkeypatch):
+    monkeypatch.setattr(sources, "MAP_THREADS", threads)
+    for n, d, K in [(1_000_000, 100, 10), (250_000, 100, 10), (200_000, 64, 200), (100_000, 30, 4)]:
         X = _shape_only(n, d, dtype)
-        assert array_block_rows(X, K) == default_block_rows(d, K, np.dtype(dtype).itemsize)
+        rows = array_block_rows(X, K)
+        cap = default_block_rows(d, K, np.dtype(dtype).itemsize)
+        assert rows <= cap
+        blocks = -(-n // rows)
+        assert blocks * rows - n < blocks  # equal blocks, up to rounding
+        fewest = -(-n // cap)
+        assert fewest <= blocks < fewest + threads  # no more blocks than the cap asks for
+        if 1 < blocks < 4 * threads:
+            assert blocks % threads == 0  # few blocks: none left for one thread alone
+    monkeypatch.setattr(sources, "MAP_THREADS", 2)  # 3 blocks of the float64 cap make 4
+    assert array_block_rows(_shape_only(100_000, 30), 4) == 25_000
 
 
 @pytest.mark.parametrize("threads", [1, 2, 4])
@@ -240,3 +253,35 @@ def test_predict_proba_overflow_in_a_thread_is_a_clear_error(small_predict_block
     X[-1] = 1e305  # only the last block's logits overflow (8 terms of 1e309)
     with pytest.raises(ValueError, match="overflow float64.*Rescale"):
         model.predict_proba(X)
+
+
+def test_compact_codes_take_the_smallest_unsigned_type():
+    for K, dtype in [(2, np.uint8), (256, np.uint8), (257, np.uint16), (70_000, np.uint32)]:
+        codes = compact_codes(np.array([0, K - 1], dtype=np.intp), K)
+        assert codes.dtype == dtype and codes.tolist() == [0, K - 1]
+
+
+def test_unweighted_fit_holds_no_row_of_ones_nor_wide_codes(monkeypatch):
+    """Without sample weights the fit's weights are a broadcast view of one 1 and its class
+    codes are uint8: the same coefficients as explicit float64 ones and intp codes, with two
+    (n,) arrays fewer (100,000 x 30, K = 4: 8.8 -> 5.9 MiB peak, benchmarks/RESULTS.md)."""
+    from softmaxreg import SoftmaxRegression
+
+    sources_seen = []
+    make = SoftmaxRegression._make_objective
+
+    def spy(self, X, codes, sw, offset=None):
+        objective = make(self, X, codes, sw, offset)
+        sources_seen.append(objective.source)
+        return objective
+
+    monkeypatch.setattr(SoftmaxRegression, "_make_objective", spy)
+    X, y, w = _data(3_000, 8, 5)
+    plain = SoftmaxRegression(tol=1e-10).fit(X, y)
+    weighted = SoftmaxRegression(tol=1e-10).fit(X, y, sample_weight=w)
+    source = sources_seen[0]
+    assert source.targets.dtype == np.uint8
+    assert source.weights.strides == (0,) and not source.weights.flags.writeable
+    assert sources_seen[1].weights.strides == (8,)
+    np.testing.assert_allclose(plain.coef_, weighted.coef_, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(plain.intercept_, weighted.intercept_, rtol=1e-12, atol=1e-12)

@@ -33,8 +33,10 @@ from ._solvers.proximal import PROX_SOLVERS
 from ._sources import ArraySource
 from ._stochastic import STOCHASTIC_SOLVERS
 from ._targets import (
+    compact_codes,
     is_target_matrix,
     target_class_weights,
+    unit_weights,
     validate_offset,
     validate_targets,
 )
@@ -275,10 +277,13 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
                 "SoftmaxRegression needs samples of at least 2 classes in y; "
                 f"got only one class: {np.asarray(classes[:1]).tolist()[0]!r}."
             )
-        return classes, codes.astype(np.intp)
+        return classes, compact_codes(codes, classes.size)
 
     def _weights(self, X, codes, sample_weight):
-        sw = _check_sample_weight(sample_weight, X, dtype=X.dtype, ensure_non_negative=True)
+        if sample_weight is None:
+            sw = unit_weights(X.shape[0], X.dtype)
+        else:
+            sw = _check_sample_weight(sample_weight, X, dtype=X.dtype, ensure_non_negative=True)
         if isinstance(self.class_weight, str) and self.class_weight == "balanced":
             # scikit-learn's weighted "balanced" rule (>= 1.6): total / (K * class total), so
             # that a weight of k equals k repeated rows here too.

@@ -91,7 +91,7 @@ def _encode(est, X, y, sample_weight):
     """Targets (class codes or a target matrix) and weights, against the fitted classes."""
     from sklearn.utils.validation import _check_sample_weight
 
-    from ._targets import is_target_matrix, target_class_weights, validate_targets
+    from ._targets import compact_codes, is_target_matrix, target_class_weights, validate_targets
 
     classes = est.classes_
     if is_target_matrix(y):
@@ -111,7 +111,8 @@ def _encode(est, X, y, sample_weight):
             f"y contains labels the model was not fitted with (e.g. {y[bad][0]!r}); the "
             f"classes are {classes.tolist()!r}."
         )
-    return codes.astype(np.intp), est._weights(X, codes.astype(np.intp), sample_weight)
+    codes = compact_codes(codes, classes.size)
+    return codes, est._weights(X, codes, sample_weight)
 
 
 def feature_names(est) -> list:

@@ -244,8 +244,10 @@ def array_block_rows(X, n_classes: int) -> int:
     rows = default_block_rows(0 if sp.issparse(X) else d, n_classes, X.dtype.itemsize)
     least = MIN_BLOCK_WORK / (work * X.dtype.itemsize / 8)  # float32 flops cost ~half
     target = max(-(-n // DATA_BLOCKS), int(np.ceil(least)), d, 1)
-    if target < rows:  # else (large data) the cap stands
+    if target < rows:
         rows = _balanced(n, target, rows)
+    else:  # large data: blocks of at most the cap
+        rows = _even(n, rows)
     return _threaded_block_rows(n, rows, work)
 
 
@@ -258,6 +260,18 @@ def _balanced(n: int, rows: int, cap: int) -> int:
         fewer = blocks - blocks % MAP_THREADS
         blocks = fewer if -(-n // fewer) <= cap else fewer + MAP_THREADS
     return max(min(-(-n // blocks), cap), 1)
+
+
+def _even(n: int, cap: int) -> int:
+    """Rows per block for data over the cap: ``ceil(n / cap)`` equal blocks, a multiple of
+    :data:`MAP_THREADS` of them when there are few (one block is left to
+    :func:`_threaded_block_rows`). 100,000 x 30 (K = 4) took three blocks of
+    34,952 rows, one thread doing two; four of 25,000 hold 3/4 of the per-thread temporaries
+    and make a pass 8% faster (6.6 -> 6.1 ms, median of 5, BLAS at one thread)."""
+    blocks = max(-(-n // cap), 1)
+    if 1 < blocks < 4 * MAP_THREADS:
+        blocks = -(-blocks // MAP_THREADS) * MAP_THREADS
+    return max(-(-n // blocks), 1)
 
 
 def _row_work(X, n_classes: int) -> float:

@@ -19,11 +19,25 @@ import scipy.sparse as sp
 from sklearn.utils.validation import check_array
 
 __all__ = [
+    "compact_codes",
     "is_target_matrix",
     "target_class_weights",
     "validate_offset",
+    "unit_weights",
     "validate_targets",
 ]
+
+
+def compact_codes(codes: np.ndarray, n_classes: int) -> np.ndarray:
+    """Class codes in the smallest unsigned integer type that holds them (``uint8`` up to 256
+    classes): an eighth of an ``intp`` array for the whole fit; the kernel widens one block at
+    a time."""
+    return np.asarray(codes).astype(np.min_scalar_type(max(n_classes - 1, 0)), copy=False)
+
+
+def unit_weights(n_samples: int, dtype) -> np.ndarray:
+    """Weights of one for every row, as a read-only broadcast view (no (n,) array of ones)."""
+    return np.broadcast_to(np.ones(1, dtype=dtype), (n_samples,))
 
 
 def is_target_matrix(y) -> bool:
