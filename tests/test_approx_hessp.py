@@ -27,8 +27,14 @@ def _objective(X, y, block_rows=None):
 
 
 @pytest.mark.parametrize("block_rows", [None, 97])
-def test_value_and_gradient_exact_products_within_float32(block_rows):
-    X, y = _problem()
+@pytest.mark.parametrize("form", ["dense", "sparse, few classes"])
+def test_value_and_gradient_exact_products_within_float32(block_rows, form, monkeypatch):
+    monkeypatch.setattr(objective_module, "SINGLE_HESSP_SPARSE_WORK", 0)
+    if form == "dense":
+        X, y = _problem()
+    else:  # CSR data: float32 products whatever the number of classes
+        X, y = _problem(k=5)
+        X = sp.csr_matrix(np.where(np.abs(X) > 0.5, X, 0.0))
     obj = _objective(X, y, block_rows)
     rng = np.random.default_rng(1)
     w, v = 0.1 * rng.standard_normal(obj.n_coef), rng.standard_normal(obj.n_coef)
@@ -46,11 +52,12 @@ def test_value_and_gradient_exact_products_within_float32(block_rows):
     )
 
 
-@pytest.mark.parametrize("case", ["few_classes", "float32", "sparse"])
+@pytest.mark.parametrize("case", ["few_classes", "float32", "sparse float32", "small sparse"])
 def test_exact_products_where_float32_does_not_pay(case):
     k = SINGLE_HESSP_CLASSES - 1 if case == "few_classes" else SINGLE_HESSP_CLASSES + 8
-    X, y = _problem(k=k, dtype=np.float32 if case == "float32" else np.float64)
-    obj = _objective(sp.csr_matrix(X) if case == "sparse" else X, y)
+    single = case in ("float32", "sparse float32")
+    X, y = _problem(k=k, dtype=np.float32 if single else np.float64)
+    obj = _objective(sp.csr_matrix(X) if "sparse" in case else X, y)
     rng = np.random.default_rng(2)
     w, v = 0.1 * rng.standard_normal(obj.n_coef), rng.standard_normal(obj.n_coef)
     exact = obj.loss_grad_hessp(w)[2](v)
@@ -89,3 +96,17 @@ def test_checkpointed_trust_region_resumes_bitwise(tmp_path):
     resumed = SoftmaxRegression(solver="newton-cg", tol=1e-9).fit(X, y, checkpoint=path)
     assert np.array_equal(resumed.coef_, whole.coef_)
     assert np.array_equal(resumed.intercept_, whole.intercept_)
+
+
+def test_sparse_trust_region_fit_reaches_the_exact_products_optimum(monkeypatch):
+    monkeypatch.setattr(objective_module, "SINGLE_HESSP_SPARSE_WORK", 0)
+    X, y = _problem(n=900, d=30, k=6)
+    X = sp.csr_matrix(np.where(np.abs(X) > 1.0, X, 0.0))
+    fast = SoftmaxRegression(solver="newton-cg", tol=1e-9).fit(X, y)
+    monkeypatch.setattr(Objective, "_single_hessp", lambda self: False)
+    exact = SoftmaxRegression(solver="newton-cg", tol=1e-9).fit(X, y)
+    assert fast.result_.converged and exact.result_.converged
+    A = np.hstack([fast.coef_, fast.intercept_[:, None]])
+    B = np.hstack([exact.coef_, exact.intercept_[:, None]])
+    assert np.abs(A - B).max() / np.abs(B).max() < 1e-7
+    assert abs(fast.result_.loss - exact.result_.loss) <= 1e-12 * abs(exact.result_.loss)
