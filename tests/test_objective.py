@@ -303,3 +303,21 @@ def test_derivation_doc_names_existing_tests_and_functions():
         assert hasattr(kernel, fn), fn
     for fn in re.findall(r"`Objective\.(\w+)`", doc):
         assert hasattr(Objective, fn), fn
+
+
+@pytest.mark.parametrize("rows", [5, 3_000])
+def test_float32_certificate_units_match_float64_and_survive_float32_overflow(rows):
+    """The column root-mean-squares of float32 data (float32 squares through BLAS) equal the
+    float64 ones to float32 accuracy; where float32 squares overflow, float64 takes over."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(rows, 7)) * np.logspace(-3, 3, 7)
+    y = np.arange(rows) % 3
+    w = rng.uniform(0.5, 2.0, rows)
+    scales = [
+        Objective(ArraySource(X.astype(dt), y, w.astype(dt), 3, block_rows=997)).gradient_scale()
+        for dt in (np.float32, np.float64)
+    ]
+    np.testing.assert_allclose(scales[0], scales[1], rtol=1e-5)
+    big = np.full((rows, 2), 1e19, dtype=np.float32)  # squares 1e38: their sum overflows float32
+    scale = Objective(ArraySource(big, y, np.ones(rows, np.float32), 3)).gradient_scale()
+    np.testing.assert_allclose(scale[:2], 1e19, rtol=1e-6)

@@ -41,7 +41,14 @@ from collections.abc import Callable
 import numpy as np
 import scipy.sparse as sp
 
-from ._kernel import block_hess_diag, block_hessian, block_hessp, block_loss, block_loss_grad
+from ._kernel import (
+    _dot_squared,
+    block_hess_diag,
+    block_hessian,
+    block_hessp,
+    block_loss,
+    block_loss_grad,
+)
 from ._sources import Block
 
 #: Classes from which :meth:`Objective.loss_grad_approx_hessp` runs Hessian-vector products in
@@ -92,7 +99,8 @@ class Objective:
         self._rms = None
 
     def _map_reduce(self, fn):
-        """The source's map-reduce, over threads where it offers that (oracle passes only)."""
+        """The source's map-reduce, over threads where it offers that (for ``fn`` that write
+        no shared state: the oracle's kernels, the certificate's column squares)."""
         return getattr(self.source, "map_reduce_threaded", self.source.map_reduce)(fn)
 
     # -- packing -------------------------------------------------------------------------
@@ -290,7 +298,7 @@ class Objective:
         """
         if self._rms is None:
             with np.errstate(over="ignore", invalid="ignore"):
-                (sq,) = self.source.map_reduce(lambda blk, i: (_weighted_column_squares(blk),))
+                (sq,) = self._map_reduce(lambda blk, i: (_weighted_column_squares(blk),))
             if not np.all(np.isfinite(sq)):  # any source: streamed and Dask data too
                 raise ValueError(
                     "Feature values (times sample weights) are too large for float64 "
@@ -311,7 +319,14 @@ def _weighted_column_squares(block) -> np.ndarray:
         c = c * block.totals
     if sp.issparse(block.X):
         return np.asarray(block.X.multiply(block.X).T @ c).ravel()
-    # float32 X is cast in einsum's small buffers (no float64 copy of the block)
+    if block.X.dtype == np.float32:
+        # float32 squares through BLAS a few rows at a time: 4x faster than einsum casting
+        # each element (20,834 x 100: 2.5 -> 0.6 ms); einsum's float64 where float32 overflows
+        with np.errstate(over="ignore", invalid="ignore"):
+            sq = _dot_squared(c.astype(np.float32)[None, :], block.X)[0]
+        if np.all(np.isfinite(sq)):
+            return sq.astype(np.float64)
+    # float64, or float32 cast in einsum's small buffers (no float64 copy of the block)
     return np.einsum("n,ni,ni->i", c, block.X, block.X)
 
 
