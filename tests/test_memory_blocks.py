@@ -79,7 +79,7 @@ def test_squared_dot_in_sub_blocks_equals_the_whole_product(dtype, monkeypatch):
     monkeypatch.setattr(kernel, "SUB_BLOCK_BYTES", 4096)  # many sub-blocks, a short last one
     X, _, _ = _data(1_003, 37, 3, dtype)
     QT = np.random.default_rng(1).random((5, 1_003)).astype(dtype)
-    got = kernel._dot_squared(QT, X)
+    got = kernel.dot_squared(QT, X)
     ref = QT.astype(np.float64) @ np.square(X.astype(np.float64))
     assert got.dtype == dtype
     rtol = 1e-12 if dtype == np.float64 else 1e-5

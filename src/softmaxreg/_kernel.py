@@ -26,6 +26,7 @@ __all__ = [
     "block_hessp",
     "block_loss",
     "block_loss_grad",
+    "dot_squared",
 ]
 
 
@@ -265,7 +266,7 @@ def _squared(X):
 SUB_BLOCK_BYTES = 1 << 19
 
 
-def _dot_squared(QT: np.ndarray, X: np.ndarray) -> np.ndarray:
+def dot_squared(QT: np.ndarray, X: np.ndarray) -> np.ndarray:
     """``QT @ X**2`` of shape (K, d) for dense ``X``, squaring ``X`` a few rows at a time:
     at most :data:`SUB_BLOCK_BYTES`, and no more than ``QT`` itself (or 64 KiB) holds, so the
     squares never outweigh the block's own (K, n_b) temporaries."""
@@ -295,7 +296,7 @@ def block_hess_diag(block: Block, P: np.ndarray, with_intercept: bool):
         PT = P.T
         QT = PT * (1 - PT)
         QT *= _curvature_weights(block)
-        return _dot_squared(QT, block.X), (QT.sum(axis=1) if with_intercept else None)
+        return dot_squared(QT, block.X), (QT.sum(axis=1) if with_intercept else None)
     Q = P * (1 - P)
     Q *= _curvature_weights(block)[:, None]
     X2 = _squared(block.X)

@@ -42,12 +42,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._kernel import (
-    _dot_squared,
     block_hess_diag,
     block_hessian,
     block_hessp,
     block_loss,
     block_loss_grad,
+    dot_squared,
 )
 from ._sources import Block
 
@@ -323,7 +323,7 @@ def _weighted_column_squares(block) -> np.ndarray:
         # float32 squares through BLAS a few rows at a time: 4x faster than einsum casting
         # each element (20,834 x 100: 2.5 -> 0.6 ms); einsum's float64 where float32 overflows
         with np.errstate(over="ignore", invalid="ignore"):
-            sq = _dot_squared(c.astype(np.float32)[None, :], block.X)[0]
+            sq = dot_squared(c.astype(np.float32)[None, :], block.X)[0]
         if np.all(np.isfinite(sq)):
             return sq.astype(np.float64)
     # float64, or float32 cast in einsum's small buffers (no float64 copy of the block)

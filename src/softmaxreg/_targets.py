@@ -22,8 +22,8 @@ __all__ = [
     "compact_codes",
     "is_target_matrix",
     "target_class_weights",
-    "validate_offset",
     "unit_weights",
+    "validate_offset",
     "validate_targets",
 ]
 
