@@ -196,6 +196,7 @@ def minimize(
                 delta *= np.sqrt(np.median(M_new / M))
                 M = M_new
             stopped = stop.record(w, f, g, snorm)
+        del hessp_new  # a rejected point's probabilities are not kept through the next trial
         collapsed = prered <= 0 or delta <= 1e-15 * max(1.0, np.sqrt(w @ (M * w)))
         if accept and checkpoint is not None:
             checkpoint(state_of(w, delta, g0, tries, collapsed, stop))
