@@ -218,7 +218,8 @@ class Objective:
 
         Costs half a pass when ``coef`` is the point of the latest :meth:`loss_grad_hessp`
         (its probabilities are reused), one pass otherwise. Used as the diagonal
-        (Jacobi) preconditioner of trust-region Newton-CG.
+        (Jacobi) preconditioner of trust-region Newton-CG. With the float32 probabilities of
+        :meth:`loss_grad_approx_hessp` on CSR data, the squares and their product are float32.
         """
         W, b = self._split(coef)
         last = getattr(self, "_last_probs", None)
@@ -226,6 +227,8 @@ class Objective:
 
         def kernel(blk, i):
             P = cache[i] if cache is not None else block_loss_grad(blk, W, b)[3]
+            if P.dtype == np.float32 and sp.issparse(blk.X):  # float32 products, float32 too
+                blk = Block(_single(blk.X), blk.targets, _single(blk.weights))
             return block_hess_diag(blk, P, b is not None)
 
         with np.errstate(over="ignore", invalid="ignore"):
