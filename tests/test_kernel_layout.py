@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from softmaxreg._kernel import (
+    _times_xt,
     block_hess_diag,
     block_hessian,
     block_hessp,
@@ -55,3 +56,23 @@ def test_fortran_block_equals_c_block(dtype, target_rows, offset, intercept):
     ):
         assert _rel(a, c) < tol
     assert _rel(block_hessian(cblk, Pc, intercept), block_hessian(fblk, Pf, intercept)) < tol
+
+
+@pytest.mark.parametrize(
+    "dtype, order, K, d",
+    [
+        (np.float32, "C", 10, 100),  # the transposed sgemm
+        (np.float32, "C", 40, 100),  # many classes: M X^T directly
+        (np.float32, "C", 10, 20),  # few features: directly
+        (np.float32, "F", 10, 100),  # streamed (Fortran) blocks: directly
+        (np.float64, "C", 10, 100),
+    ],
+)
+def test_logit_product_in_either_form_is_m_times_x_transposed(dtype, order, K, d):
+    rng = np.random.default_rng(0)
+    X = np.asarray(rng.standard_normal((300, d)), dtype=dtype, order=order)
+    M = rng.standard_normal((K, d)).astype(dtype)
+    got = _times_xt(M, X)
+    exact = M.astype(np.float64) @ X.astype(np.float64).T
+    assert got.dtype == dtype and got.flags.c_contiguous and got.shape == (K, 300)
+    assert _rel(exact, got) < (1e-5 if dtype == np.float32 else 1e-12)

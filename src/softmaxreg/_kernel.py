@@ -51,9 +51,20 @@ def _logits(block: Block, W: np.ndarray, b: np.ndarray | None) -> np.ndarray:
     return A
 
 
+def _times_xt(M: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """``M X^T``, C-ordered (K, n_b), for a dense block ``X``. For float32 C-ordered blocks
+    of at least 32 features and at most 16 classes as the transposed copy of ``X M^T``:
+    OpenBLAS's sgemm is 1.6-3x faster that way (20,834 x 100, K = 10: 1.75 -> 1.09 ms;
+    8,000 x 300, K = 4: 1.39 -> 0.60 ms; one thread), and slower with more classes, fewer
+    features, float64 or Fortran order (60,000 x 20, K = 10: 0.73 -> 0.88 ms)."""
+    if X.dtype == np.float32 and X.flags.c_contiguous and M.shape[0] <= 16 and X.shape[1] >= 32:
+        return np.ascontiguousarray((X @ np.ascontiguousarray(M.T)).T)
+    return np.ascontiguousarray(M) @ X.T
+
+
 def _logits_t(block: Block, W: np.ndarray, b: np.ndarray | None) -> np.ndarray:
     """The logits of a dense block, class-major: ``W X^T (+ b + offset^T)``, (K, n_b)."""
-    AT = np.ascontiguousarray(W) @ block.X.T
+    AT = _times_xt(W, block.X)
     if b is not None:
         AT += b[:, None]
     if block.offset is not None:
@@ -228,7 +239,7 @@ def block_hessp(block: Block, P: np.ndarray, V: np.ndarray, vb: np.ndarray | Non
     """
     if _class_major(block.X):
         PT = P.T
-        RT = np.ascontiguousarray(V) @ block.X.T  # dA^T, (K, n_b)
+        RT = _times_xt(V, block.X)  # dA^T, (K, n_b)
         if vb is not None:
             RT += vb[:, None]
         RT -= np.einsum("kn,kn->n", PT, RT)
