@@ -8,6 +8,7 @@ import pytest
 import scipy.sparse as sp
 
 from softmaxreg import _kernel as kernel
+from softmaxreg import _objective as objective_module
 from softmaxreg import _sources as sources
 from softmaxreg._objective import Objective
 from softmaxreg._sources import ArraySource, Block, array_block_rows, default_block_rows
@@ -285,3 +286,26 @@ def test_unweighted_fit_holds_no_row_of_ones_nor_wide_codes(monkeypatch):
     assert sources_seen[1].weights.strides == (8,)
     np.testing.assert_allclose(plain.coef_, weighted.coef_, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(plain.intercept_, weighted.intercept_, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("n, threaded_pass", [(300, False), (20_000, True)])
+def test_small_passes_run_in_one_thread_and_hessians_on_the_threads(n, threaded_pass, monkeypatch):
+    """A pass over small data pays more for the thread hand-off than it gains: it runs in the
+    calling thread (bitwise the same sums, in block order); a full Hessian stays threaded."""
+    monkeypatch.setattr(sources, "MAP_THREADS", 2)
+    X, y, w = _data(n, 60, 3)
+    src = ArraySource(X, y, w, 3, block_rows=-(-n // 2))
+    assert (src.pass_work >= sources.MIN_THREADED_PASS_WORK) == threaded_pass
+    calls = []
+    threaded = src.map_reduce_threaded
+    monkeypatch.setattr(src, "map_reduce_threaded", lambda fn: calls.append(1) or threaded(fn))
+    obj = Objective(src, l2=1.0)
+    coef = np.random.default_rng(0).normal(size=obj.n_coef) * 0.1
+    f, g = obj.loss_grad(coef)
+    assert bool(calls) == threaded_pass
+    calls.clear()
+    obj.hessian(coef)
+    assert calls  # the heavy call always on the threads
+    monkeypatch.setattr(objective_module, "MIN_THREADED_PASS_WORK", 0.0)
+    f_threads, g_threads = obj.loss_grad(coef)
+    assert f_threads == f and np.array_equal(g_threads, g)

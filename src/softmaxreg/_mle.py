@@ -148,7 +148,7 @@ def _information(objective, coef):
         return loss, gW, gb, H
 
     with np.errstate(over="ignore", invalid="ignore"):
-        total, gW, gb, H = objective._map_reduce(kernel)
+        total, gW, gb, H = objective._map_reduce(kernel, heavy=True)
     return objective._finish_loss(total, coef), objective._pack(gW, gb, coef), H
 
 

@@ -49,7 +49,7 @@ from ._kernel import (
     block_loss_grad,
     dot_squared,
 )
-from ._sources import Block
+from ._sources import MIN_THREADED_PASS_WORK, Block
 
 #: Classes from which :meth:`Objective.loss_grad_approx_hessp` runs Hessian-vector products in
 #: float32 on dense data: there the two GEMMs dominate a product (float32: 2.0x faster at
@@ -98,10 +98,16 @@ class Objective:
         self.n_coef = self.coef_shape[0] * p
         self._rms = None
 
-    def _map_reduce(self, fn):
+    def _map_reduce(self, fn, heavy=False):
         """The source's map-reduce, over threads where it offers that (for ``fn`` that write
-        no shared state: the oracle's kernels, the certificate's column squares)."""
-        return getattr(self.source, "map_reduce_threaded", self.source.map_reduce)(fn)
+        no shared state: the oracle's kernels, the certificate's column squares). A pass
+        over small in-memory data (:data:`~._sources.MIN_THREADED_PASS_WORK`) runs in this
+        thread, unless ``fn`` is ``heavy`` (a full Hessian: far more work than a pass)."""
+        threaded = getattr(self.source, "map_reduce_threaded", None)
+        small = getattr(self.source, "pass_work", np.inf) < MIN_THREADED_PASS_WORK
+        if threaded is None or (small and not heavy):
+            return self.source.map_reduce(fn)
+        return threaded(fn)
 
     # -- packing -------------------------------------------------------------------------
     def full(self, coef: np.ndarray) -> np.ndarray:
@@ -247,7 +253,7 @@ class Objective:
             return loss, gW, gb, block_hessian(blk, P, self.fit_intercept)
 
         with np.errstate(over="ignore", invalid="ignore"):
-            total, gW, gb, H = self._map_reduce(kernel)
+            total, gW, gb, H = self._map_reduce(kernel, heavy=True)
         if self.reference:
             p = self.coef_shape[1]
             H = H[p:, p:]

@@ -125,6 +125,7 @@ class ArraySource:
         self.n_samples, self.n_features = X.shape
         self.dtype = X.dtype
         self.block_rows = block_rows or array_block_rows(self.X, self.n_classes)
+        self.pass_work = self.n_samples * _row_work(self.X, self.n_classes)
         totals = 1.0 if targets.ndim == 1 else targets.sum(axis=1)
         self.weight_sum = float(np.sum(self.weights * totals, dtype=np.float64))
 
@@ -301,6 +302,14 @@ MAP_THREADS = min(4, os.cpu_count() or 1)
 #: separable at --quick sizes; even on digits) and costs 20-40% more CPU time
 #: (benchmarks/RESULTS.md).
 MIN_THREAD_WORK = 5e5
+
+#: Floating-point operations of one pass (all blocks) below which the objective's passes
+#: run in the calling thread even when the data are cut into blocks for threads (those
+#: blocks still pay for a full Hessian's far larger work). Per Hessian-vector product on
+#: digits (1,797 x 64, K = 10: 2.4e6 flops), two threads took 421 us against 228-303 us in
+#: one; the trust-region fit 43.7 -> 32.8 ms. Passes of 5e6 flops and more (707 x 707, K = 5;
+#: 4,000 x 7,071 sparse, K = 20) stay threaded: there two threads were as fast or faster.
+MIN_THREADED_PASS_WORK = 4e6
 
 #: In-memory data are cut into at least this many blocks (down to :data:`MIN_BLOCK_WORK`).
 DATA_BLOCKS = 8
