@@ -8,6 +8,7 @@ import pytest
 from scipy import special
 
 from softmaxreg import log_softmax, logsumexp, softmax, softmax_jacobian
+from softmaxreg._softmax import row_max
 
 HUGE = {np.float64: 1e300, np.float32: 1e38}
 
@@ -134,3 +135,9 @@ def test_softmax_jacobian_extreme_probabilities_finite(dtype):
     J = softmax_jacobian(softmax(_extreme_rows(dtype)))
     assert J.dtype == dtype
     assert np.all(np.isfinite(J))
+
+
+@pytest.mark.parametrize("K, order", [(3, "C"), (16, "C"), (17, "C"), (5, "F")])
+def test_row_max_equals_numpy_max(K, order):
+    A = np.asarray(np.random.default_rng(0).normal(size=(50, K)) * 1e3, order=order)
+    np.testing.assert_array_equal(row_max(A), A.max(axis=1))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from ._softmax import row_max
 from ._sources import Block
 
 __all__ = [
@@ -72,18 +73,8 @@ def _logits_t(block: Block, W: np.ndarray, b: np.ndarray | None) -> np.ndarray:
     return AT
 
 
-def _row_max(A: np.ndarray) -> np.ndarray:
-    """``A.max(axis=1)``; for few classes as K column maxima (4x faster, the same values)."""
-    if A.shape[1] > 16 or not A.flags.c_contiguous:
-        return A.max(axis=1)
-    m = A[:, 0].copy()
-    for k in range(1, A.shape[1]):
-        np.maximum(m, A[:, k], out=m)
-    return m
-
-
 def _lse(A: np.ndarray) -> np.ndarray:
-    amax = _row_max(A)
+    amax = row_max(A)
     return np.log(np.exp(A - amax[:, None]).sum(axis=1)) + amax
 
 
@@ -139,7 +130,7 @@ def block_loss_grad(block: Block, W: np.ndarray, b: np.ndarray | None, probs: bo
     if _class_major(block.X):
         return _loss_grad_t(block, W, b, probs)
     A = _logits(block, W, b)
-    A -= _row_max(A)[:, None]  # the shift cancels in the cross-entropy
+    A -= row_max(A)[:, None]  # the shift cancels in the cross-entropy
     if block.targets.ndim == 1:
         a_target = A[np.arange(A.shape[0]), block.targets]
     else:

@@ -211,7 +211,7 @@ class Objective:
             def kernel(blk, i):
                 P = cache[i] if cache is not None else block_loss_grad(blk, W, b)[3]
                 if single:  # the block in float32, one block at a time (no copy of X kept)
-                    blk = Block(_single(blk.X), _single(blk.targets), _single(blk.weights))
+                    blk = _single_block(blk)
                 return block_hessp(blk, P, V, vb)
 
             hW, hb = self._map_reduce(kernel)
@@ -234,7 +234,7 @@ class Objective:
         def kernel(blk, i):
             P = cache[i] if cache is not None else block_loss_grad(blk, W, b)[3]
             if P.dtype == np.float32 and sp.issparse(blk.X):  # float32 products, float32 too
-                blk = Block(_single(blk.X), blk.targets, _single(blk.weights))
+                blk = _single_block(blk)
             return block_hess_diag(blk, P, b is not None)
 
         with np.errstate(over="ignore", invalid="ignore"):
@@ -337,6 +337,11 @@ def _weighted_column_squares(block) -> np.ndarray:
             return sq.astype(np.float64)
     # float64, or float32 cast in einsum's small buffers (no float64 copy of the block)
     return np.einsum("n,ni,ni->i", c, block.X, block.X)
+
+
+def _single_block(blk: Block) -> Block:
+    """The block in float32 (no offset: the Hessian terms do not use it)."""
+    return Block(_single(blk.X), _single(blk.targets), _single(blk.weights))
 
 
 def _single(a):

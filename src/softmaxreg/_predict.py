@@ -10,6 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _sources
+from ._softmax import row_max
 from ._solvers import _controller
 
 __all__ = ["linear_softmax", "logits_overflow"]
@@ -107,16 +108,11 @@ def linear_softmax(X, coef, intercept, offset=None, *, binary=False) -> np.ndarr
 def _softmax_rows(A: np.ndarray) -> None:
     """Softmax of each row of the C-ordered ``A``, in place (few classes: column loops)."""
     K = A.shape[1]
+    A -= row_max(A)[:, None]
+    np.exp(A, out=A)
     if K > 16:
-        A -= A.max(axis=1, keepdims=True)
-        np.exp(A, out=A)
         A /= A.sum(axis=1, keepdims=True)
         return
-    m = A[:, 0].copy()
-    for k in range(1, K):
-        np.maximum(m, A[:, k], out=m)
-    A -= m[:, None]
-    np.exp(A, out=A)
     s = A[:, 0].copy()
     for k in range(1, K):
         s += A[:, k]
