@@ -19,7 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._softmax import row_max
-from ._sources import Block
+from ._sources import Block, sharing, transposed
 
 __all__ = [
     "block_hess_diag",
@@ -91,7 +91,7 @@ def _weighted_ce(block: Block, A: np.ndarray, lse: np.ndarray) -> float:
 def _xt_dot(X, G: np.ndarray) -> np.ndarray:
     """``(X^T G)^T`` of shape (K, d): for dense ``X`` as ``G^T X``, BLAS's faster layout."""
     if sp.issparse(X):
-        return np.asarray(X.T @ G).T
+        return np.asarray(transposed(X) @ G).T
     return G.T @ X
 
 
@@ -256,7 +256,7 @@ def _squared(X):
         return np.square(X)
     if not X.has_canonical_format:
         return X.multiply(X)
-    return sp.csr_matrix((np.square(X.data), X.indices, X.indptr), shape=X.shape)
+    return sharing("csr", np.square(X.data), X.indices, X.indptr, X.shape)
 
 
 #: Bytes of each sub-block temporary of :func:`block_hess_diag` (the squared rows of ``X``)
@@ -302,7 +302,7 @@ def block_hess_diag(block: Block, P: np.ndarray, with_intercept: bool):
     Q = P * (1 - P)
     Q *= _curvature_weights(block)[:, None]
     X2 = _squared(block.X)
-    dW = np.asarray(X2.T @ Q).T
+    dW = np.asarray(transposed(X2) @ Q).T
     return dW, (Q.sum(axis=0) if with_intercept else None)
 
 

@@ -90,11 +90,17 @@ def _evaluate(oracle, w):
     return getattr(oracle, "loss_grad_approx_hessp", oracle.loss_grad_hessp)(w)
 
 
-def _preconditioner(oracle, w, null_space):
-    """The Hessian diagonal at ``w``, equal over classes along the null space, floored."""
+def tied_groups(null_space) -> list[np.ndarray]:
+    """The coefficients of each null-space direction, as index arrays (the preconditioner's
+    ties; one small array per direction instead of a coefficient-sized column)."""
+    return [np.flatnonzero(null_space[:, j]) for j in range(null_space.shape[1])]
+
+
+def _preconditioner(oracle, w, tied):
+    """The Hessian diagonal at ``w``, equal over each index group of ``tied`` (the
+    coefficients of one null-space direction), floored."""
     D = np.array(oracle.hessian_diagonal(w), dtype=np.float64)
-    for j in range(null_space.shape[1]):
-        idx = np.flatnonzero(null_space[:, j])
+    for idx in tied:
         D[idx] = D[idx].mean()
     top = float(np.max(D, initial=0.0))
     return np.maximum(D, 1e-10 * top if top > 0 else 1.0)
@@ -115,21 +121,24 @@ def state_of(w, delta, g0, tries, collapsed, stop) -> dict:
 
 
 def _start(oracle, coef0, tol, callback, precondition, resume):
-    """``(w, f, g, hessp, M, stop, Q, delta, g0, tries)`` at the start or at a resumed state."""
+    """``(w, f, g, hessp, M, stop, tied, delta, g0, tries)`` at the start or at a resumed
+    state; ``tied``: the index groups of the null-space directions (not the dense basis, one
+    coefficient vector per direction)."""
     w = np.array(coef0 if resume is None else resume["w"], dtype=np.float64)
     f, g, hessp = _evaluate(oracle, w)
     if resume is None:
         stop = Stopping(oracle, tol, g, oracle.dtype, callback)
     else:
         stop = Stopping.resumed(oracle, tol, g, callback, resume)
-    Q = oracle.null_space()
+    tied = tied_groups(oracle.null_space())
     # After an accepted step the uninterrupted run recomputes M at the new iterate too
     # (unless the gradient passes the test, when the resumed run stops at once anyway).
-    M = _preconditioner(oracle, w, Q) if precondition else np.ones_like(g)
+    M = _preconditioner(oracle, w, tied) if precondition else np.ones_like(g)
     if resume is None:
         g0 = np.sqrt(g @ (g / M))
-        return w, f, g, hessp, M, stop, Q, g0, g0, 0
-    return w, f, g, hessp, M, stop, Q, float(resume["delta"]), float(resume["g0"]), resume["tries"]
+        return w, f, g, hessp, M, stop, tied, g0, g0, 0
+    delta, g0 = float(resume["delta"]), float(resume["g0"])
+    return w, f, g, hessp, M, stop, tied, delta, g0, resume["tries"]
 
 
 def minimize(
@@ -152,7 +161,7 @@ def minimize(
         Called as ``checkpoint(state)`` after every accepted step.
     """
     precondition = precondition and hasattr(oracle, "hessian_diagonal")
-    w, f, g, hessp, M, stop, Q, delta, g0, tries = _start(
+    w, f, g, hessp, M, stop, tied, delta, g0, tries = _start(
         oracle, coef0, tol, callback, precondition, resume
     )
     collapse = "trust region collapsed: the loss is at its precision limit"
@@ -174,6 +183,7 @@ def minimize(
         s, r = steihaug_cg(hessp, g, delta, rtol=rtol, M=M, enough=enough)
         gs = g @ s
         prered = -0.5 * (gs - s @ r)
+        del r  # each vector is as large as the coefficients: none is kept past its use
         fnew, gnew, hessp_new = _evaluate(oracle, w + s)
         actred = f - fnew
         snorm = np.sqrt(s @ (M * s))
@@ -192,11 +202,11 @@ def minimize(
         if accept:
             w, f, g, hessp = w + s, fnew, gnew, hessp_new
             if precondition and not stop.done(g):  # no use for it after the last step
-                M_new = _preconditioner(oracle, w, Q)
+                M_new = _preconditioner(oracle, w, tied)
                 delta *= np.sqrt(np.median(M_new / M))
                 M = M_new
             stopped = stop.record(w, f, g, snorm)
-        del hessp_new  # a rejected point's probabilities are not kept through the next trial
+        del hessp_new, gnew, s  # a rejected point's probabilities are not kept either
         collapsed = prered <= 0 or delta <= 1e-15 * max(1.0, np.sqrt(w @ (M * w)))
         if accept and checkpoint is not None:
             checkpoint(state_of(w, delta, g0, tries, collapsed, stop))

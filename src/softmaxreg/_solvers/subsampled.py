@@ -93,7 +93,7 @@ def minimize(oracle, coef0, *, tol, max_iter, callback=None):
     if full == "newton":
         curvature = _CholeskyCurvature(sub, Q)
     else:
-        curvature = _CGCurvature(sub, Q, CG_RTOL)
+        curvature = _CGCurvature(sub, newton_cg.tied_groups(Q), CG_RTOL)
     res, stalled = _phase(oracle, curvature, w, tol=tol, max_iter=max_iter, callback=callback)
     if not stalled or res.n_iter >= max_iter:
         return _named(res)
@@ -182,8 +182,8 @@ class _CGCurvature:
     iteration (those the steps follow).
     """
 
-    def __init__(self, sub, null_space, rtol):
-        self.sub, self.Q, self.rtol = sub, null_space, rtol
+    def __init__(self, sub, tied, rtol):
+        self.sub, self.tied, self.rtol = sub, tied, rtol
         self.pairs = []
 
     def learn(self, s, y):
@@ -192,7 +192,7 @@ class _CGCurvature:
 
     def direction(self, w, g):
         _, hessp = self.sub.grad_hessp(w)
-        M = newton_cg._preconditioner(self.sub, w, self.Q)
+        M = newton_cg._preconditioner(self.sub, w, self.tied)
         d, _ = newton_cg.steihaug_cg(bfgs_operator(hessp, self.pairs), g, np.inf, self.rtol, M=M)
         return d if np.all(np.isfinite(d)) else None
 
