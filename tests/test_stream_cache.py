@@ -93,3 +93,37 @@ def test_aligned_buffers():
         assert len(view) == padded(n) and padded(n) % ALIGN == 0 and padded(n) - n < ALIGN
         view[n - 1 : n] = b"\x07"
         assert buf[-1] == 7  # the padded view starts where the buffer does
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_records_hold_compact_codes_and_weights_only_when_given(tmp_path, weighted):
+    """A record is X, the weight column if there is one, then uint8 codes: 8 d + 1 bytes a row
+    without weights (it was 8 d + 16), and blocks shaped like an in-memory fit's."""
+    rng = np.random.default_rng(5)
+    n, d = 500, 3
+    df = pd.DataFrame(rng.normal(size=(n, d)), columns=["a", "b", "c"])
+    df["y"] = rng.choice(["u", "v", "w"], size=n)
+    df["s"] = rng.uniform(0.5, 2.0, size=n)
+    path = tmp_path / "w.parquet"
+    df.to_parquet(path)
+    weight = "s" if weighted else None
+    features = ["a", "b", "c"]
+    kw = dict(target="y", features=features, weight=weight, batch_rows=64)
+    with ParquetSource(path, cache=True, **kw) as src:
+        assert src._record_bytes(10) == 10 * (8 * d + 8 * weighted + 1)
+        src.set_class_weight([1.0, 2.0, 0.5])
+        coef = rng.normal(size=Objective(src, l2=1.0).n_coef)
+        first = Objective(src, l2=1.0).loss_grad(coef)
+        blocks = list(src.blocks())  # from the cache
+        plain = ParquetSource(path, cache=False, **kw)
+        plain.set_class_weight([1.0, 2.0, 0.5])
+        again = Objective(src, l2=1.0).loss_grad(coef)
+        ref = Objective(plain, l2=1.0).loss_grad(coef)
+    assert first[0] == again[0] == ref[0] and np.array_equal(first[1], again[1])
+    assert np.array_equal(first[1], ref[1])
+    codes = np.concatenate([b.targets for b in blocks])
+    weights = np.concatenate([b.weights for b in blocks])
+    assert codes.dtype == np.uint8
+    np.testing.assert_array_equal(codes, np.searchsorted(["u", "v", "w"], df["y"]))
+    base = df["s"].to_numpy() if weighted else np.ones(n)
+    np.testing.assert_array_equal(weights, base * np.array([1.0, 2.0, 0.5])[codes])

@@ -13,8 +13,9 @@ Blocks have exactly ``batch_rows`` rows (the last one fewer) whatever the row gr
 or file boundaries, so a fit is deterministic for a given ``batch_rows``.
 
 Decoded-block cache (``cache="auto"``, the default, ``True`` or a directory): the first pass
-also writes each decoded block (int64 class codes, float features in Fortran order, base
-weights: one record per block, exactly the bytes the kernel reads) to an unnamed temporary file
+also writes each decoded block (float features in Fortran order, base weights if the data have
+a weight column, class codes in their smallest type: one record per block, exactly the bytes the
+kernel reads) to an unnamed temporary file
 on local disk, pre-allocated with ``posix_fallocate`` (without it ext4 block allocation made
 writing 7x dearer, measured); later passes read each record back with one positional read into
 a fresh buffer, so a cached pass costs a read from disk instead of Parquet decoding or CSV
@@ -63,6 +64,7 @@ from ._stream_cache import (
     aligned_empty,
     padded,
 )
+from ._targets import compact_codes, unit_weights
 
 __all__ = ["CSVSource", "ParquetSource", "iter_tables", "open_source"]
 
@@ -267,16 +269,24 @@ class _FileSource:
         self.weight_sum = float(self.class_weight @ self.class_weight_sums)
 
     # -- blocks ----------------------------------------------------------------------------
+    def _code_dtype(self) -> np.dtype:
+        """The class codes' type: the smallest unsigned one (``uint8`` up to 256 classes)."""
+        return compact_codes(np.zeros(0, dtype=np.intp), self.n_classes).dtype
+
     def _record_bytes(self, n: int) -> int:
-        """Bytes of one block record: int64 codes, then X (F order), then base weights."""
-        return n * (8 + (self.n_features + 1) * self.dtype.itemsize)
+        """Bytes of one block record: X (F order), the base weights (only with a weight
+        column: else every row weighs one), then the class codes in their compact type."""
+        per_row = (self.n_features + bool(self.weight)) * self.dtype.itemsize
+        return n * (per_row + self._code_dtype().itemsize)
 
     def _views(self, buf: np.ndarray, n: int) -> tuple:
-        """``(X, codes, base)`` viewing a record buffer of :meth:`_record_bytes` ``(n)``."""
+        """``(X, codes, base)`` viewing a record buffer of :meth:`_record_bytes` ``(n)``
+        (``base`` is ``None`` without a weight column)."""
         nx = n * self.n_features * self.dtype.itemsize
-        codes = np.ndarray((n,), np.intp, buf, 0)
-        X = np.ndarray((n, self.n_features), self.dtype, buf, 8 * n, order="F")
-        base = np.ndarray((n,), self.dtype, buf, 8 * n + nx)
+        X = np.ndarray((n, self.n_features), self.dtype, buf, 0, order="F")
+        base = np.ndarray((n,), self.dtype, buf, nx) if self.weight else None
+        nw = 0 if base is None else base.nbytes
+        codes = np.ndarray((n,), self._code_dtype(), buf, nx + nw)
         return X, codes, base
 
     def _decode(self, table, start) -> np.ndarray:
@@ -301,7 +311,8 @@ class _FileSource:
         if not sums_finite and not np.isfinite(X).all():
             raise ValueError(f"The features have NaN or infinite values in {where}.")
         codes[:] = self._encode(_column_numpy(table, self.target, where), where)
-        base[:] = self._weights_of(table, where)
+        if base is not None:
+            base[:] = self._weights_of(table, where)
         return buf
 
     def _encode(self, y, where) -> np.ndarray:
@@ -324,6 +335,8 @@ class _FileSource:
     def _block(self, buf: np.ndarray) -> Block:
         n = buf.size // self._record_bytes(1)
         X, codes, base = self._views(buf, n)
+        if base is None:
+            base = unit_weights(n, self.dtype)
         if np.all(self.class_weight == 1.0):
             return Block(X, codes, base)  # multiplying by 1 would change nothing
         return Block(X, codes, base * self.class_weight[codes].astype(self.dtype))
@@ -491,9 +504,10 @@ class ParquetSource(_FileSource):
         directory, or in the given directory) during the first pass, so that later passes
         read them back instead of decoding the files again (several times cheaper; see
         docs/scaling.md). ``"auto"``: when the disk keeps at least 1 GiB and 10% free after
-        it. The file takes about ``n_samples * (8 * n_features + 16)`` bytes and is deleted
-        by :meth:`close` (or ``with`` the source), when the source is collected, or when the
-        process ends, however it ends.
+        it. The file takes about ``n_samples * (8 * n_features + 1)`` bytes (float64, up to
+        256 classes; 8 more per row with a weight column) and is deleted by :meth:`close` (or
+        ``with`` the source), when the source is collected, or when the process ends, however
+        it ends.
     prefetch : int, default=2
         Blocks read and decoded ahead in a background thread (0: none). Memory is about
         ``prefetch + 2 * MAP_THREADS`` blocks plus one Parquet row group at most.
