@@ -346,3 +346,12 @@ def test_trust_region_peak_memory_in_coefficient_vectors():
     finally:
         tracemalloc.stop()
     assert peak / (d * K * 8) <= 18.0
+
+
+def test_shared_blocks_of_unsorted_data_with_duplicates_are_not_taken_for_canonical():
+    """A block of a CSR matrix with duplicate entries squares their sum, not each entry."""
+    X = sp.csr_matrix((np.array([1.0, 2.0, 3.0]), np.array([2, 2, 0]), np.array([0, 2, 3])))
+    X.has_canonical_format = False
+    block = sources._csr_rows(X, slice(0, 1))
+    assert not block.has_canonical_format
+    np.testing.assert_array_equal(kernel._squared(block).toarray(), [[0.0, 0.0, 9.0]])

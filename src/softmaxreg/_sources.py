@@ -98,6 +98,8 @@ def sharing(fmt: str, data, indices, indptr, shape):
     """
     matrix = (sp.csr_matrix if fmt == "csr" else sp.csc_matrix)(shape, dtype=data.dtype)
     matrix.data, matrix.indices, matrix.indptr = data, indices, indptr
+    for flag in ("_has_sorted_indices", "_has_canonical_format"):  # the empty matrix's, if set
+        matrix.__dict__.pop(flag, None)
     return matrix
 
 
