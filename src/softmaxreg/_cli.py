@@ -306,6 +306,24 @@ def _add_predict_like(subparsers, common):
         p.add_argument("model", help="model file written by `softmaxreg fit`")
         p.add_argument("data", help="labelled data file")
         p.add_argument("--target", help="label column (default: the training target)")
+        p.add_argument(
+            "--target-columns",
+            type=column_list,
+            metavar="C1,...",
+            help="instead of --target: one column per class (default: the fit's, if any)",
+        )
+        p.add_argument(
+            "--offset-columns",
+            type=column_list,
+            metavar="O1,...",
+            help="logit offsets, in the same column order as for `fit` (default: the fit's)",
+        )
+        p.add_argument(
+            "--sample-weight",
+            metavar="COL",
+            help="column of sample weights (default: "
+            + ("the fit's --sample-weight column)" if name == "summary" else "unweighted)"),
+        )
         p.add_argument("--json", action="store_true", help="print the results as JSON")
         _format_option(p)
         if name == "summary":

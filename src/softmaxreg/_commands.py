@@ -28,6 +28,7 @@ from ._report import (
     evaluation_metrics,
     format_evaluation,
     format_fit_report,
+    format_trial_scores,
 )
 
 __all__ = ["fit_data", "load_cli_model", "predictions"]
@@ -151,8 +152,11 @@ def cmd_fit(args) -> int:
         spec = data.spec
     out = Path(args.output) if args.output else _default_model_path(args.data)
     report["model"] = str(out)
-    if args.target_columns:
-        report["target_columns"] = list(args.target_columns)  # their order, for predict
+    # the columns besides the features, for evaluate and summary (target columns in their
+    # order, for predict's offsets)
+    for key in ("target_columns", "offset_columns", "sample_weight"):
+        if getattr(args, key, None):
+            report[key] = getattr(args, key)
     save_model(model, out, metadata={SPEC_KEY: spec.to_dict(), "fit_report": report})
     _json(report) if args.json else print(format_fit_report(report))
     _log(args, f"wrote the model to {out}")
@@ -238,23 +242,47 @@ def cmd_predict(args) -> int:
 
 
 # -- evaluate, summary -----------------------------------------------------------------------
-def _labelled(args):
+def _labelled(args, *, fit_weights: bool):
+    """The model and the labelled data, with the columns the fit read besides the features
+    (recorded in the model file): its target columns and offsets unless given here, and,
+    with ``fit_weights``, its sample-weight column unless ``--sample-weight`` names another."""
     model, spec = load_cli_model(args.model)
-    data = load_for_model(args.data, spec, fmt=args.format, target=args.target, need_target=True)
+    fit = (getattr(model, "model_metadata_", None) or {}).get("fit_report") or {}
+    target_columns = args.target_columns or (None if args.target else fit.get("target_columns"))
+    weight = args.sample_weight or (fit.get("sample_weight") if fit_weights else None)
+    data = load_for_model(
+        args.data,
+        spec,
+        fmt=args.format,
+        target=args.target,
+        need_target=not target_columns,
+        offset_columns=args.offset_columns or fit.get("offset_columns"),
+        sample_weight=weight,
+        target_columns=target_columns,
+    )
     if data.y is None:
         raise DataError(f"{args.data} has no target column; name it with --target")
+    if not target_columns:
+        data.offset = offset_for_model(model, data.offset)
     return model, data
 
 
 def cmd_evaluate(args) -> int:
-    model, data = _labelled(args)
-    metrics = evaluation_metrics(model, data.X, data.y)
+    model, data = _labelled(args, fit_weights=False)
+    if np.ndim(data.y) == 2:  # target columns: scores per trial (weights scale each row)
+        Y = data.y if data.sample_weight is None else data.y * data.sample_weight[:, None]
+        metrics = target_scores(model, data.X, Y, data.offset)
+        _json(metrics) if args.json else print(format_trial_scores(metrics))
+        return 0
+    metrics = evaluation_metrics(
+        model, data.X, data.y, sample_weight=data.sample_weight, offset=data.offset
+    )
     _json(metrics) if args.json else print(format_evaluation(metrics))
     return 0
 
 
 def cmd_summary(args) -> int:
-    model, data = _labelled(args)
+    model, data = _labelled(args, fit_weights=True)
     if not hasattr(model, "inference"):
         raise DataError(
             "`summary` needs SoftmaxRegression.inference, which this version "
@@ -266,7 +294,10 @@ def cmd_summary(args) -> int:
         if args.reference_class not in classes:
             raise DataError(f"--reference-class must be one of {classes}")
         kwargs["reference_class"] = model.classes_[classes.index(args.reference_class)]
-    results = model.inference(data.X, align_labels(data.y, model.classes_), **kwargs)
+    y = data.y if np.ndim(data.y) == 2 else align_labels(data.y, model.classes_)
+    results = model.inference(
+        data.X, y, sample_weight=data.sample_weight, offset=data.offset, **kwargs
+    )
     if args.json:
         _json(_records(results.to_frame()))
     else:

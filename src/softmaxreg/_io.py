@@ -548,10 +548,15 @@ def load_training(
     y, offset, classes = targets_and_offset(frame, y, target_columns, offset_columns, path)
     sw = None
     if sample_weight is not None:
-        sw = _numeric_values(frame[sample_weight], sample_weight, path)
-        if np.isnan(sw).any() or (sw < 0).any():
-            raise DataError(f"{path}: sample weights must be non-negative numbers, no gaps")
+        sw = _checked_weights(frame[sample_weight], sample_weight, path)
     return Loaded(X, y, sw, None, spec, offset, classes)
+
+
+def _checked_weights(series, name, path) -> np.ndarray:
+    sw = _numeric_values(series, name, path)
+    if np.isnan(sw).any() or (sw < 0).any():
+        raise DataError(f"{path}: sample weights must be non-negative numbers, no gaps")
+    return sw
 
 
 def load_for_model(
@@ -563,11 +568,15 @@ def load_for_model(
     need_target=False,
     id_col=None,
     offset_columns=None,
+    sample_weight=None,
+    target_columns=None,
 ):
     """Read a file to predict or evaluate with a fitted model described by ``spec``.
 
     ``target`` defaults to the training target column; with ``need_target`` its absence is an
-    error, otherwise ``y`` is ``None`` when the file has no such column.
+    error, otherwise ``y`` is ``None`` when the file has no such column. With
+    ``target_columns`` the target is their (n, K) matrix, its columns and the offset's in
+    sorted class order (as in training); ``sample_weight`` names a weight column.
     """
     fmt = detect_format(path, fmt)
     if (fmt == "libsvm") != (spec.format == "libsvm"):
@@ -576,17 +585,21 @@ def load_for_model(
             "use a file of the same kind"
         )
     if fmt == "libsvm":
-        if id_col is not None or offset_columns:
-            raise DataError("--id and --offset-columns need a CSV or Parquet file (no columns)")
+        if id_col is not None or offset_columns or sample_weight or target_columns:
+            raise DataError(
+                "--id, --sample-weight, --target-columns and --offset-columns need a CSV or "
+                "Parquet file (no columns)"
+            )
         X, y, _ = read_libsvm(path, index_base=spec.index_base, n_features=spec.n_features)
         return Loaded(X, y, None, None, spec)
     frame = read_frame(path, fmt)
     path = str(path)
     target = target or spec.target
     y = None
-    if target is not None and target in frame.columns:
+    labels = not target_columns  # else the target is the matrix of the target columns
+    if labels and target is not None and target in frame.columns:
         y = _labels(frame, target, path)
-    elif need_target:
+    elif labels and need_target:
         if target is None:
             raise DataError("the model file does not name its label column: pass --target COL")
         _need_column(frame, target, "target", path)
@@ -594,7 +607,14 @@ def load_for_model(
     if id_col is not None:
         _need_column(frame, id_col, "id", path)
         ids = frame[id_col]
-    from ._cli_targets import read_offset
+    from ._cli_targets import read_offset, targets_and_offset
 
-    offset = read_offset(frame, offset_columns, path)
-    return Loaded(spec.encode(frame, path), y, None, ids, spec, offset)
+    if target_columns:
+        y, offset, _ = targets_and_offset(frame, None, target_columns, offset_columns, path)
+    else:
+        offset = read_offset(frame, offset_columns, path)
+    sw = None
+    if sample_weight is not None:
+        _need_column(frame, sample_weight, "sample-weight", path)
+        sw = _checked_weights(frame[sample_weight], sample_weight, path)
+    return Loaded(spec.encode(frame, path), y, sw, ids, spec, offset)

@@ -53,57 +53,66 @@ def align_labels(y, classes) -> np.ndarray:
     return y
 
 
-def brier_score(y, proba, classes) -> float:
-    """Multiclass Brier score: mean over rows of ``sum_k (p_nk - [y_n = k])^2`` (0 is perfect)."""
+def brier_score(y, proba, classes, sample_weight=None) -> float:
+    """Multiclass Brier score: the (weighted) mean over rows of ``sum_k (p_nk - [y_n = k])^2``
+    (0 is perfect)."""
     onehot = (np.asarray(y)[:, None] == np.asarray(classes)[None, :]).astype(float)
-    return float(np.mean(np.sum((proba - onehot) ** 2, axis=1)))
+    return float(np.average(np.sum((proba - onehot) ** 2, axis=1), weights=sample_weight))
 
 
-def expected_calibration_error(y, proba, classes, n_bins: int = 10) -> float:
+def expected_calibration_error(y, proba, classes, n_bins: int = 10, sample_weight=None) -> float:
     """Top-label expected calibration error with ``n_bins`` equal-width confidence bins.
 
-    ``sum_b (n_b / n) |accuracy_b - confidence_b|`` over the bins of the largest probability.
+    ``sum_b (n_b / n) |accuracy_b - confidence_b|`` over the bins of the largest probability
+    (with sample weights: weight totals for ``n_b`` and ``n``, weighted means in each bin).
     """
+    w = np.ones(len(proba)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
     confidence = proba.max(axis=1)
     correct = np.asarray(classes)[proba.argmax(axis=1)] == np.asarray(y)
     bins = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
     ece = 0.0
     for b in range(n_bins):
         rows = bins == b
-        if rows.any():
-            ece += rows.mean() * abs(correct[rows].mean() - confidence[rows].mean())
+        if w[rows].sum() > 0:
+            accuracy = np.average(correct[rows], weights=w[rows])
+            gap = abs(accuracy - np.average(confidence[rows], weights=w[rows]))
+            ece += w[rows].sum() / w.sum() * gap
     return float(ece)
 
 
-def evaluation_metrics(model, X, y, *, n_bins: int = 10) -> dict:
-    """All the metrics of ``softmaxreg evaluate`` as a JSON-friendly dict (snake_case keys)."""
+def evaluation_metrics(model, X, y, *, n_bins: int = 10, sample_weight=None, offset=None) -> dict:
+    """All the metrics of ``softmaxreg evaluate`` as a JSON-friendly dict (snake_case keys):
+    the probabilities with the logit ``offset`` if any, every metric weighted by
+    ``sample_weight`` if given (supports: weight totals)."""
     classes = model.classes_
     y = align_labels(y, classes)
-    proba = model.predict_proba(X)
+    proba = model.predict_proba(X, offset=offset)
     pred = classes[np.argmax(proba, axis=1)]
     labels = list(classes)
+    sw = sample_weight
     precision, recall, f1, support = precision_recall_fscore_support(
-        y, pred, labels=labels, zero_division=0
+        y, pred, labels=labels, zero_division=0, sample_weight=sw
     )
     per_class = {
         str(c): {
             "precision": float(precision[k]),
             "recall": float(recall[k]),
             "f1": float(f1[k]),
-            "support": int(support[k]),
+            "support": int(support[k]) if sw is None else float(support[k]),
         }
         for k, c in enumerate(classes.tolist())
     }
     return {
         "n_samples": int(len(y)),
+        "weighted": sw is not None,
         "classes": [_plain(c) for c in classes.tolist()],
-        "accuracy": float(accuracy_score(y, pred)),
-        "log_loss": float(log_loss(y, proba, labels=labels)),
-        "brier": brier_score(y, proba, classes),
-        "calibration_error": expected_calibration_error(y, proba, classes, n_bins),
+        "accuracy": float(accuracy_score(y, pred, sample_weight=sw)),
+        "log_loss": float(log_loss(y, proba, labels=labels, sample_weight=sw)),
+        "brier": brier_score(y, proba, classes, sw),
+        "calibration_error": expected_calibration_error(y, proba, classes, n_bins, sw),
         "calibration_bins": n_bins,
         "per_class": per_class,
-        "confusion_matrix": confusion_matrix(y, pred, labels=labels).tolist(),
+        "confusion_matrix": confusion_matrix(y, pred, labels=labels, sample_weight=sw).tolist(),
     }
 
 
@@ -154,10 +163,23 @@ def format_fit_report(report: dict) -> str:
     return "\n".join(lines)
 
 
+def format_trial_scores(m: dict) -> str:
+    """The text of ``softmaxreg evaluate`` on target columns: the scores per trial."""
+    return "\n".join(
+        [
+            f"rows               {m['n_samples']}",
+            f"trials             {m['n_trials']:g}",
+            f"accuracy           {m['accuracy']:.4f} (per trial)",
+            f"log-loss           {m['log_loss']:.4f} (per trial)",
+        ]
+    )
+
+
 def format_evaluation(m: dict) -> str:
     """The text of ``softmaxreg evaluate`` (the same facts as its ``--json``)."""
     lines = [
-        f"rows               {m['n_samples']}",
+        f"rows               {m['n_samples']}"
+        + (" (metrics weighted)" if m.get("weighted") else ""),
         f"accuracy           {m['accuracy']:.4f}",
         f"log-loss           {m['log_loss']:.4f}",
         f"Brier score        {m['brier']:.4f}",
@@ -169,12 +191,12 @@ def format_evaluation(m: dict) -> str:
     for name, c in m["per_class"].items():
         lines.append(
             f"{name:>16}  {c['precision']:>9.4f}  {c['recall']:>9.4f}  {c['f1']:>9.4f}  "
-            f"{c['support']:>8}"
+            f"{c['support']:>8g}"
         )
     names = [str(c) for c in m["classes"]]
     width = max(8, *(len(n) for n in names)) + 1
     lines += ["", "confusion matrix (rows: true class, columns: predicted)"]
     lines.append(" " * 16 + "".join(f"{n:>{width}}" for n in names))
     for name, row in zip(names, m["confusion_matrix"], strict=True):
-        lines.append(f"{name:>16}" + "".join(f"{v:>{width}}" for v in row))
+        lines.append(f"{name:>16}" + "".join(f"{v:>{width}g}" for v in row))
     return "\n".join(lines)
