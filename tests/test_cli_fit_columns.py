@@ -12,6 +12,7 @@ from softmaxreg import SoftmaxRegression
 from softmaxreg._cli import main
 
 FEATURES = ["u", "v", "w"]
+OTHERS = ["o_p", "o_q", "o_r", "A", "B", "C"]  # offset and count columns
 
 
 @pytest.fixture(scope="module")
@@ -42,24 +43,15 @@ def _fit(capsys, tmp_path, path, *options):
     return model, report
 
 
+def _weighted_fit(capsys, tmp_path, path):
+    """The model file of a fit with ``--sample-weight wt``."""
+    weighted = ["--target", "y", "--sample-weight", "wt"]
+    return _fit(capsys, tmp_path, path, *weighted, "--exclude", *OTHERS)[0]
+
+
 def test_summary_uses_the_fits_sample_weights(capsys, tmp_path, data):
     path, frame = data
-    model, _ = _fit(
-        capsys,
-        tmp_path,
-        path,
-        "--target",
-        "y",
-        "--sample-weight",
-        "wt",
-        "--exclude",
-        "o_p",
-        "o_q",
-        "o_r",
-        "A",
-        "B",
-        "C",
-    )
+    model = _weighted_fit(capsys, tmp_path, path)
     rows = _json(capsys, "summary", model, path, "--json")
     X, y, w = frame[FEATURES], frame["y"], frame["wt"].to_numpy()
     api = SoftmaxRegression(penalty=None).fit(X, y, sample_weight=w).inference(X, y, w)
@@ -71,22 +63,7 @@ def test_summary_uses_the_fits_sample_weights(capsys, tmp_path, data):
 
 def test_evaluate_weights_only_when_asked(capsys, tmp_path, data):
     path, frame = data
-    model, _ = _fit(
-        capsys,
-        tmp_path,
-        path,
-        "--target",
-        "y",
-        "--sample-weight",
-        "wt",
-        "--exclude",
-        "o_p",
-        "o_q",
-        "o_r",
-        "A",
-        "B",
-        "C",
-    )
+    model = _weighted_fit(capsys, tmp_path, path)
     plain = _json(capsys, "evaluate", model, path, "--json")
     weighted = _json(capsys, "evaluate", model, path, "--json", "--sample-weight", "wt")
     proba = (
