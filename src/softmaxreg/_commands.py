@@ -224,7 +224,9 @@ def cmd_predict(args) -> int:
         and not args.offset_columns
         and wants_streaming(args, detect_format(args.data, args.format))
     ):
-        predict_streamed(args, model, spec)  # in batches: the file exceeds the memory budget
+        n = predict_streamed(args, model, spec)  # in batches: the file exceeds the budget
+        if args.output:
+            _log(args, f"wrote {n} predictions to {args.output}")
         return 0
     data = load_for_model(
         args.data, spec, fmt=args.format, id_col=args.id, offset_columns=args.offset_columns

@@ -143,11 +143,9 @@ def predict_streamed(args, model, spec) -> int:
     features = [c["name"] for c in spec.columns]
     keep = [args.id] if args.id else []
     if args.output:
-        n = predict_file(
+        return predict_file(
             model, args.data, args.output, proba=args.proba, features=features, keep=keep
         )
-        print(f"wrote {n} predictions to {args.output}", file=sys.stderr)
-        return n
     fd, name = tempfile.mkstemp(prefix="softmaxreg-predict-", suffix=".csv")
     os.close(fd)
     tmp = Path(name)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import os
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -12,14 +14,30 @@ from ._stream import _pyarrow, iter_tables
 __all__ = ["predict_file"]
 
 
+class _CSVWriter:
+    """CSV (gzip for ``.gz``) written batch by batch as the in-memory ``predict`` writes it
+    (pandas): the same file whether or not the input was streamed."""
+
+    def __init__(self, path: Path, schema=None, *, gz: bool = False):
+        self.file = gzip.open(path, "wt", newline="") if gz else open(path, "w", newline="")
+        self.header = True
+
+    def write_table(self, table) -> None:
+        frame = table.to_pandas()
+        frame.to_csv(self.file, index=False, header=self.header, lineterminator="\n")
+        self.header = False
+
+    def close(self) -> None:
+        self.file.close()
+
+
 def _writer_class(out: Path):
-    pa = _pyarrow()
-    if out.name.lower().endswith((".parquet", ".pq", ".parq")):
-        return pa.parquet.ParquetWriter
-    if out.name.lower().endswith((".csv", ".txt")):
-        options = pa.csv.WriteOptions(quoting_style="needed")
-        return lambda sink, schema: pa.csv.CSVWriter(sink, schema, write_options=options)
-    raise ValueError(f"Cannot tell the output format of {out}: use .parquet or .csv.")
+    name = out.name.lower()
+    if name.endswith((".parquet", ".pq", ".parq")):
+        return _pyarrow().parquet.ParquetWriter
+    if name.endswith((".csv", ".txt", ".csv.gz", ".txt.gz")):
+        return partial(_CSVWriter, gz=name.endswith(".gz"))
+    raise ValueError(f"Cannot tell the output format of {out}: use .parquet, .csv or .csv.gz.")
 
 
 def predict_file(
@@ -46,8 +64,8 @@ def predict_file(
     path : str or Path
         Input Parquet file/directory or CSV file(s).
     out : str or Path
-        Output file, ``.parquet`` or ``.csv``: the ``keep`` columns, then ``prediction``
-        (the class label), then ``proba_<label>`` per class if ``proba``.
+        Output file, ``.parquet``, ``.csv`` or ``.csv.gz``: the ``keep`` columns, then
+        ``prediction`` (the class label), then ``proba_<label>`` per class if ``proba``.
     proba : bool, default=False
         Also write the class probabilities.
     features : list of str, optional
