@@ -615,3 +615,31 @@ def test_demo_and_the_installed_command(tmp_path):
     got = pd.read_parquet(out_dir / "p.parquet")
     features = list(model.feature_names_in_)
     np.testing.assert_array_equal(got.iloc[:, 1:].to_numpy(), model.predict_proba(test[features]))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--C", "-1"],
+        ["--tol", "-1"],
+        ["--max-iter", "0"],
+        ["--l1-ratio", "2"],
+        ["--penalty", "elasticnet"],
+        ["--basis", "bogus"],
+        ["--penalty", "l1", "--solver", "newton"],
+        ["--solver", "fista"],
+    ],
+)
+def test_bad_option_values_are_usage_errors_before_any_data_is_read(capsys, tmp_path, options):
+    """Exit 2 with one line, even though the data file does not exist (it is never read)."""
+    code, out, err = run(capsys, "fit", tmp_path / "absent.csv", "--target", "y", *options)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "absent.csv" not in err
+
+
+def test_l1_fit_with_a_proximal_solver_from_the_command_line(capsys, iris_files, tmp_path):
+    d, _ = iris_files
+    model = tmp_path / "l1.softmaxreg"
+    argv = ["fit", d / "iris.csv", "--target", "species", "--exclude", "id", "-o", model]
+    code, out, _ = run(capsys, *argv, "--penalty", "l1", "--solver", "prox-newton", "--json")
+    assert code == 0 and json.loads(out)["certificate"]["solver"] == "prox-newton"

@@ -185,12 +185,22 @@ def test_elasticnet_edges():
         (dict(penalty="elasticnet"), "l1_ratio"),
         (dict(penalty="elasticnet", l1_ratio=1.5), "l1_ratio"),
         (dict(penalty="l1", solver="lbfgs"), "proximal solver"),
+        (dict(penalty="l2", solver="fista"), r"a proximal solver, for the penalties.*lbfgs"),
+        (dict(penalty=None, solver="prox-newton"), "proximal solver"),
         (dict(penalty="lasso"), "penalty must be"),
+        (dict(basis="bogus"), "Unknown basis"),
     ],
 )
 def test_bad_parameters(params, message):
     with pytest.raises(ValueError, match=message):
         SoftmaxRegression(**params).fit(X_IRIS, Y_IRIS)
+
+
+def test_l1_ratio_without_a_mixing_penalty_warns_that_it_is_ignored():
+    with pytest.warns(UserWarning, match="l1_ratio is only used"):
+        model = SoftmaxRegression(penalty="l2", l1_ratio=0.5).fit(X_IRIS, Y_IRIS)
+    plain = SoftmaxRegression(penalty="l2").fit(X_IRIS, Y_IRIS)
+    np.testing.assert_array_equal(model.coef_, plain.coef_)
 
 
 def test_float32_and_sparse():

@@ -58,6 +58,8 @@ def _format_option(p):
 def add_estimator_options(p) -> None:
     """The ``SoftmaxRegression`` options of ``fit`` (see :func:`estimator_kwargs`)."""
     from ._solvers import SOLVERS
+    from ._solvers.proximal import PROX_SOLVERS
+    from ._stochastic import STOCHASTIC_SOLVERS
 
     g = p.add_argument_group("model")
     g.add_argument(
@@ -83,8 +85,9 @@ def add_estimator_options(p) -> None:
     g.add_argument(
         "--solver",
         default="auto",
-        choices=["auto", *SOLVERS],
-        help="the optimiser (default auto: exact Newton for few parameters, else Newton-CG)",
+        choices=["auto", *SOLVERS, *PROX_SOLVERS, *STOCHASTIC_SOLVERS],
+        help="the optimiser (default auto: exact Newton for few parameters, else Newton-CG; "
+        "fista and prox-newton for the l1, elasticnet and group penalties)",
     )
     g.add_argument(
         "--tol",
@@ -441,6 +444,13 @@ def _check_usage(args) -> None:
             raise UsageError("--target COL is required for CSV and Parquet data")
     if args.command == "fit" and args.resume and not args.checkpoint:
         raise UsageError("--resume needs --checkpoint PATH")
+    if args.command == "fit":  # option values and their combinations, before any data is read
+        from ._estimator import SoftmaxRegression
+
+        try:
+            SoftmaxRegression(**estimator_kwargs(args))._check_params()
+        except (TypeError, ValueError) as exc:
+            raise UsageError(_one_line(exc)) from None
     if getattr(args, "memory_budget", None):
         from ._stream_cli import parse_size
 

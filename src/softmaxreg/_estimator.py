@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -12,7 +13,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from ._basis import apply_basis, fit_basis
+from ._basis import apply_basis, fit_basis, make_basis
 from ._external import (
     fit_external,
     is_dask_collection,
@@ -25,7 +26,7 @@ from ._inference import InferenceResults, estimator_inference
 from ._objective import Objective
 from ._path import NONSMOOTH, coef_to_estimator, solve_nonsmooth
 from ._predict import linear_softmax, logits_overflow
-from ._proximal import PENALTIES, split_penalty
+from ._proximal import PENALTIES, check_l1_ratio, split_penalty
 from ._separation import check_fit as check_separation
 from ._softmax import log_softmax
 from ._solvers import SOLVERS
@@ -264,6 +265,29 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         known = {**SOLVERS, **PROX_SOLVERS, **STOCHASTIC_SOLVERS}
         if self.solver != "auto" and self.solver not in known:
             raise ValueError(f"solver must be one of {['auto', *known]}, got {self.solver!r}.")
+        smooth = self.penalty not in NONSMOOTH
+        fitting = ["auto", *SOLVERS, *STOCHASTIC_SOLVERS] if smooth else ["auto", *PROX_SOLVERS]
+        if self.solver not in fitting and smooth:
+            raise ValueError(
+                f"solver={self.solver!r} is a proximal solver, for the penalties "
+                f"{list(NONSMOOTH)}; with penalty={self.penalty!r} choose one of {fitting}."
+            )
+        if self.solver not in fitting:
+            raise ValueError(
+                f"penalty={self.penalty!r} needs a proximal solver: choose one of {fitting}, "
+                f"not {self.solver!r}."
+            )
+        if self.penalty in ("elasticnet", "group") or self.l1_ratio is not None:
+            check_l1_ratio(self.penalty, self.l1_ratio)
+        if self.l1_ratio is not None and self.penalty not in ("elasticnet", "group"):
+            warnings.warn(
+                f"l1_ratio is only used with penalty='elasticnet' or 'group'; with "
+                f"penalty={self.penalty!r} it is ignored.",
+                UserWarning,
+                stacklevel=3,
+            )
+        if self.basis is not None:
+            make_basis(self.basis)  # an unknown name or a non-transformer is an error now
 
     def _encode_labels(self, y):
         mixed = _mixed_labels(y)

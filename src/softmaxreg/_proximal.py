@@ -67,12 +67,12 @@ def split_penalty(penalty, C, l1_ratio, penalty_factor, n_features):
         return v / C, zero, None
     if penalty == "l1":
         return zero, v / C, "l1"
-    rho = _check_l1_ratio(penalty, l1_ratio)
+    rho = check_l1_ratio(penalty, l1_ratio)
     kind = "group" if penalty == "group" else "l1"
     return (1.0 - rho) * v / C, rho * v / C, (kind if rho > 0 else None)
 
 
-def _check_l1_ratio(penalty, l1_ratio):
+def check_l1_ratio(penalty, l1_ratio):
     if l1_ratio is None:
         if penalty == "group":
             return 1.0
