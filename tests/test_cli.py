@@ -643,3 +643,34 @@ def test_l1_fit_with_a_proximal_solver_from_the_command_line(capsys, iris_files,
     argv = ["fit", d / "iris.csv", "--target", "species", "--exclude", "id", "-o", model]
     code, out, _ = run(capsys, *argv, "--penalty", "l1", "--solver", "prox-newton", "--json")
     assert code == 0 and json.loads(out)["certificate"]["solver"] == "prox-newton"
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_directory_of_files_is_their_rows_in_memory(capsys, iris_files, tmp_path, suffix):
+    """fit/evaluate/predict read a directory of CSV or Parquet files (sorted, recursively)
+    as the concatenation of their rows when it fits in memory, as the streamed path does."""
+    d, frame = iris_files
+    parts = tmp_path / "parts"
+    (parts / "sub").mkdir(parents=True)
+    for i, rows in enumerate((slice(0, 60), slice(60, 150))):
+        path = (parts if i == 0 else parts / "sub") / f"p{i}{suffix}"
+        piece = frame.iloc[rows]
+        piece.to_csv(path, index=False) if suffix == ".csv" else piece.to_parquet(path)
+    whole, joined = tmp_path / "whole.softmaxreg", tmp_path / "joined.softmaxreg"
+    common = ["--target", "species", "--exclude", "id", "--json"]
+    assert run(capsys, "fit", d / "iris.csv", *common, "-o", whole)[0] == 0
+    code, out, _ = run(capsys, "fit", parts, *common, "-o", joined)
+    assert code == 0 and json.loads(out)["train"]["n_samples"] == 150
+    a, b = softmaxreg.load_model(whole), softmaxreg.load_model(joined)
+    np.testing.assert_allclose(a.coef_, b.coef_, rtol=1e-10, atol=1e-12)
+    code, out, _ = run(capsys, "evaluate", joined, parts, "--json")
+    assert code == 0 and json.loads(out)["n_samples"] == 150
+    code, out, _ = run(capsys, "predict", joined, parts)
+    assert code == 0 and len(out.splitlines()) == 151
+    frame.iloc[:5].drop(columns="id").to_csv(parts / "sub" / "z.csv", index=False)
+    code, _, err = run(capsys, "evaluate", joined, parts)
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    if suffix == ".csv":  # a file with other columns is named
+        assert "z.csv" in err and "same columns" in err
+    else:  # CSV beside Parquet: the format is ambiguous
+        assert "--format" in err

@@ -81,6 +81,14 @@ def detect_format(path, fmt: str | None = None) -> str:
         if fmt not in ("csv", "parquet", "libsvm"):
             raise DataError(f"unknown format {fmt!r}; use csv, parquet or libsvm")
         return fmt
+    if Path(path).is_dir():  # a directory of data files: their common format
+        found = {detect_format(f) for f in Path(path).rglob("*") if _is_data_file(f)}
+        if len(found) == 1:
+            return found.pop()
+        raise DataError(
+            f"cannot tell the format of the files in the directory {str(path)!r} "
+            f"({sorted(found) or 'no data files'}); pass --format csv or parquet"
+        )
     name = Path(path).name.lower()
     if name.endswith(".gz"):
         name = name[:-3]
@@ -96,6 +104,19 @@ def detect_format(path, fmt: str | None = None) -> str:
     )
 
 
+def _is_data_file(path: Path) -> bool:
+    name = path.name.lower().removesuffix(".gz")
+    return path.is_file() and name.endswith((".csv", *_PARQUET_EXTS, *_LIBSVM_EXTS))
+
+
+def _directory_files(path: Path, fmt: str) -> list[Path]:
+    """The ``fmt`` files under the directory ``path``, searched recursively, in sorted order."""
+    files = sorted(f for f in path.rglob("*") if _is_data_file(f) and detect_format(f) == fmt)
+    if not files:
+        raise DataError(f"the directory {str(path)!r} holds no {fmt} files")
+    return files
+
+
 def _check_exists(path) -> Path:
     path = Path(path)
     if not path.exists():
@@ -108,12 +129,30 @@ def _check_exists(path) -> Path:
 
 
 def read_frame(path, fmt: str = "csv"):
-    """Read a CSV (plain or gzip) or Parquet file into a pandas DataFrame.
+    """Read a CSV (plain or gzip) or Parquet file, or a directory of them, into a DataFrame.
 
     Ragged rows, truncated or corrupt files and empty files raise :class:`DataError`; a UTF-8
     byte-order mark is skipped; empty cells and ``NA``/``NaN``/``null`` are missing values.
+    The files of a directory (searched recursively, in sorted order) must have the same
+    columns; their rows are concatenated.
     """
     pd = _require_pandas()
+    if Path(path).is_dir():
+        files = _directory_files(Path(path), fmt)
+        frames = [_read_file(f, fmt, pd) for f in files]
+        for f, frame in zip(files[1:], frames[1:], strict=True):
+            if list(frame.columns) != list(frames[0].columns):
+                raise DataError(
+                    f"{str(f)!r} has the columns {list(frame.columns)[:20]}, unlike "
+                    f"{str(files[0])!r} ({list(frames[0].columns)[:20]}): the files of a "
+                    "directory must have the same columns"
+                )
+        return pd.concat(frames, ignore_index=True)
+    return _read_file(path, fmt, pd)
+
+
+def _read_file(path, fmt: str, pd):
+    """:func:`read_frame` of one file."""
     path = _check_exists(path)
     import pyarrow as pa
     import pyarrow.csv as pacsv
