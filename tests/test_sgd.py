@@ -114,3 +114,18 @@ def test_partial_fit_binary_shapes(easy):
     model = SoftmaxRegression().partial_fit(X, yb, classes=[0, 1])
     assert model.coef_.shape == (1, X.shape[1]) and model.intercept_.shape == (1,)
     assert model.predict_proba(X[:3]).shape == (3, 2)
+
+
+@pytest.mark.parametrize("solver, gap", [("sgd", 0.1), ("adam", 0.5)])
+def test_stochastic_solvers_move_on_small_data(solver, gap):
+    """Iris has 10 minibatches an epoch: the step must decay over enough steps for the
+    iterates to travel (the gaps were 1.4 and 3.0 with a horizon of a fraction of an epoch)."""
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    best = SoftmaxRegression().fit(X, y).result_.loss
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = SoftmaxRegression(solver=solver, max_iter=300).fit(X, y)
+    assert (model.result_.loss - best) / best < gap

@@ -45,6 +45,12 @@ BATCH_SIZE = {"sgd": 1024, "adam": 1024}
 #: of an epoch (tuned on the tall benchmark problem, 1e6 x 100, 10 classes: SGD reaches a
 #: relative loss gap of 9e-4 after 2 epochs and 3e-4 after 5; Adam 9.5e-4 after 1, 2e-4 after 5).
 DECAY_EPOCHS = {"sgd": 0.25, "adam": 1.0}
+#: ... and at least this many steps: on small data an epoch is a few steps (iris: 10 batches of
+#: 16), and a horizon of a fraction of an epoch decayed the step before the iterates had
+#: moved (standardised iris and wine after 300 epochs: relative loss gaps 1.4-2.2 for SGD and
+#: 3.0-6.9 for Adam; with these floors 0.02-0.05 and 0.05-0.3). On the tall problem (977 steps an
+#: epoch) the horizons are unchanged within 2%.
+MIN_DECAY_STEPS = {"sgd": 250, "adam": 1000}
 
 
 def minibatches(source, batch_size: int, rng: np.random.Generator) -> Iterator[Block]:
@@ -156,7 +162,7 @@ def minimize_stochastic(
         batch_size = int(np.clip(source.n_samples // 1000, 16, BATCH_SIZE[name]))
     steps = _steps_per_epoch(source, batch_size)
     if resume is None:
-        defaults = {"decay_steps": max(1.0, steps * DECAY_EPOCHS[name])}
+        defaults = {"decay_steps": max(MIN_DECAY_STEPS[name], steps * DECAY_EPOCHS[name])}
         if name == "sgd":  # smaller batches, noisier steps: scale the step by sqrt(batch)
             defaults["learning_rate"] = sgd.LEARNING_RATE * np.sqrt(batch_size / BATCH_SIZE[name])
         state = init(coef0, **{**defaults, **(options or {})})
