@@ -75,6 +75,8 @@ def test_partial_fit_converges_over_epochs(easy):
             model.partial_fit(X[rows], y[rows], classes=np.unique(y) if epoch == 0 else None)
     assert model.n_iter_[0] == 4 * 8
     assert np.abs(model.coef_ - ref.coef_).max() < 0.1
+    assert "loss and gradient not evaluated" in repr(model.result_)  # not "loss=nan"
+    assert "nan" not in repr(model.result_)
     assert model.score(X, y) > ref.score(X, y) - 0.01
 
 

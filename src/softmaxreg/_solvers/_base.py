@@ -52,9 +52,14 @@ class SolverResult:
 
     def __repr__(self) -> str:
         status = "converged" if self.converged else "NOT converged"
+        measured = (
+            f"loss={self.loss:.10g}, |grad|_inf={self.grad_norm:.3g} (gtol {self.gtol:.3g})"
+            if np.isfinite(self.gtol)
+            else "loss and gradient not evaluated"  # partial_fit: minibatch steps only
+        )
         return (
-            f"SolverResult({self.solver!r}, {status}: {self.message}; loss={self.loss:.10g}, "
-            f"|grad|_inf={self.grad_norm:.3g} (gtol {self.gtol:.3g}), n_iter={self.n_iter}, "
+            f"SolverResult({self.solver!r}, {status}: {self.message}; {measured}, "
+            f"n_iter={self.n_iter}, "
             f"evaluations: fun={self.n_fun} grad={self.n_grad} hessp={self.n_hessp})"
         )
 
