@@ -132,3 +132,30 @@ def test_evaluate_a_model_fitted_on_target_columns(capsys, tmp_path, data):
         assert scores[key] == pytest.approx(report["train"][key])
     assert main(["evaluate", str(model), str(path)]) == 0
     assert "(per trial)" in capsys.readouterr().out
+
+
+def test_unpenalised_fits_code_categories_against_their_first_level(capsys, tmp_path, data):
+    """With --penalty none (and an intercept) a text column gets an indicator for each
+    category but the first, so that `summary` runs (one indicator per category plus the
+    intercept are collinear); penalised fits keep every indicator."""
+    path, frame = data
+    frame = frame.assign(color=np.array(["blue", "green", "red"])[np.arange(len(frame)) % 3])
+    path = tmp_path / "color.csv"
+    frame.to_csv(path, index=False)
+    keep = [*FEATURES, "color", "y"]
+    drop = [c for c in frame.columns if c not in keep]
+    model, _ = _fit(capsys, tmp_path, path, "--target", "y", "--exclude", *drop)
+    rows = _json(capsys, "summary", model, path, "--json")
+    design = pd.get_dummies(frame[[*FEATURES, "color"]], columns=["color"], drop_first=True)
+    design = design.astype(float)
+    api = SoftmaxRegression(penalty=None).fit(design, frame["y"]).inference(design, frame["y"])
+    np.testing.assert_allclose(
+        [r["coef"] for r in rows], api.to_frame()["coef"].to_numpy(), rtol=1e-6, atol=1e-8
+    )
+    assert main(["predict", str(model), str(path)]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == len(frame) + 1
+    penalised = tmp_path / "l2.softmaxreg"
+    report = _json(
+        capsys, "-q", "fit", path, "--target", "y", "--exclude", *drop, "--json", "-o", penalised
+    )
+    assert report["n_features"] == len(FEATURES) + 3

@@ -145,6 +145,8 @@ def cmd_fit(args) -> int:
             offset_columns=args.offset_columns,
             impute=args.impute,
             categorical=args.categorical,
+            # unpenalised with an intercept: one indicator per category would be collinear
+            reference_coding=args.penalty == "none" and not args.no_intercept,
             index_base=args.index_base if args.index_base == "auto" else int(args.index_base),
         )
         _log(args, f"read {args.data}: {len(data.y)} rows, {data.X.shape[1]} features")

@@ -419,13 +419,20 @@ class DataSpec:
             if col["kind"] == "numeric":
                 names.append(col["name"])
             else:
-                names.extend(f"{col['name']}={c}" for c in col["categories"])
+                names.extend(f"{col['name']}={c}" for c in _indicated(col))
         return names
 
     # -- building ------------------------------------------------------------------------
     @classmethod
-    def from_frame(cls, frame, names, *, target, impute=None, categorical=(), path="data"):
-        """Learn the column kinds, categories and fill values from the training frame."""
+    def from_frame(
+        cls, frame, names, *, target, impute=None, categorical=(), path="data", reference=False
+    ):
+        """Learn the column kinds, categories and fill values from the training frame.
+
+        With ``reference`` each categorical column's first category is its reference level:
+        no indicator of its own (the rows of that level have all-zero indicators), so that
+        with an intercept the columns are not collinear (the unpenalised fit's coding).
+        """
         columns = []
         for name in names:
             series = frame[name]
@@ -434,6 +441,8 @@ class DataSpec:
             if kind == "categorical":
                 values = [v for v in _as_category_strings(series) if v is not None]
                 col["categories"] = sorted(set(values))
+                if reference and col["categories"]:
+                    col["reference"] = col["categories"][0]
                 if impute is not None and len(values) < len(series):
                     col["fill"] = max(col["categories"], key=values.count)
             elif impute is not None:
@@ -485,14 +494,14 @@ class DataSpec:
         values = _as_category_strings(series)
         if col["fill"] is not None:
             values = [col["fill"] if v is None else v for v in values]
-        index = {c: j for j, c in enumerate(col["categories"])}
+        index = {c: j for j, c in enumerate(_indicated(col))}
         out = np.zeros((len(values), len(index)))
         unseen: dict[str, int] = {}
         for i, v in enumerate(values):
             j = index.get(v)
             if j is not None:
                 out[i, j] = 1.0
-            elif v is not None:
+            elif v is not None and v != col.get("reference"):
                 unseen[v] = unseen.get(v, 0) + 1
         if unseen:
             shown = dict(list(unseen.items())[:5])
@@ -503,6 +512,11 @@ class DataSpec:
                 stacklevel=3,
             )
         return out, values.count(None)
+
+
+def _indicated(col) -> list[str]:
+    """The categories of a categorical column that have an indicator (all but the reference)."""
+    return [c for c in col["categories"] if c != col.get("reference")]
 
 
 # -- the two entry points used by the CLI -----------------------------------------------------
@@ -549,8 +563,11 @@ def load_training(
     index_base="auto",
     target_columns=None,
     offset_columns=None,
+    reference_coding=False,
 ) -> Loaded:
-    """Read a training file: encoded features, target, sample weights and the :class:`DataSpec`."""
+    """Read a training file: encoded features, target, sample weights and the :class:`DataSpec`
+    (with ``reference_coding``, categories coded against their first level: see
+    :meth:`DataSpec.from_frame`)."""
     fmt = detect_format(path, fmt)
     if fmt == "libsvm" and (target_columns or offset_columns):
         raise DataError("--target-columns and --offset-columns need a CSV or Parquet file")
@@ -578,7 +595,13 @@ def load_training(
     if not names:
         raise DataError(f"{path} has no feature columns besides the target")
     spec = DataSpec.from_frame(
-        frame, names, target=target, impute=impute, categorical=set(categorical), path=path
+        frame,
+        names,
+        target=target,
+        impute=impute,
+        categorical=set(categorical),
+        path=path,
+        reference=reference_coding,
     )
     X = spec.encode(frame, path)
     from ._cli_targets import targets_and_offset
