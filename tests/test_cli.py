@@ -674,3 +674,18 @@ def test_a_directory_of_files_is_their_rows_in_memory(capsys, iris_files, tmp_pa
         assert "z.csv" in err and "same columns" in err
     else:  # CSV beside Parquet: the format is ambiguous
         assert "--format" in err
+
+
+def test_usage_and_file_errors_found_before_the_fit(capsys, iris_files, fitted, tmp_path):
+    d, _ = iris_files
+    X, y = load_iris(return_X_y=True)
+    dump_svmlight_file(X, y, str(tmp_path / "iris.libsvm"))
+    code, _, err = run(capsys, "fit", tmp_path / "iris.libsvm", "--target", "y")
+    assert code == 2 and "LIBSVM" in err
+    out = tmp_path / "absent" / "m.softmaxreg"
+    code, _, err = run(capsys, "fit", d / "iris.csv", "--target", "species", "-o", out)
+    assert code == 2 and "no directory" in err and not out.parent.exists()
+    code, _, err = run(capsys, "predict", fitted, d / "iris.csv", "-o", out)
+    assert code == 2 and "no directory" in err
+    code, _, err = run(capsys, "predict", tmp_path / "none.softmaxreg", d / "iris.csv")
+    assert code == 1 and err.strip().endswith("no such model file")

@@ -140,15 +140,19 @@ def test_unpenalised_fits_code_categories_against_their_first_level(capsys, tmp_
     intercept are collinear); penalised fits keep every indicator."""
     path, frame = data
     frame = frame.assign(color=np.array(["blue", "green", "red"])[np.arange(len(frame)) % 3])
+    frame = frame.rename(columns={"y": "label"})
     path = tmp_path / "color.csv"
     frame.to_csv(path, index=False)
-    keep = [*FEATURES, "color", "y"]
+    keep = [*FEATURES, "color", "label"]
     drop = [c for c in frame.columns if c not in keep]
-    model, _ = _fit(capsys, tmp_path, path, "--target", "y", "--exclude", *drop)
+    model, _ = _fit(capsys, tmp_path, path, "--target", "label", "--exclude", *drop)
     rows = _json(capsys, "summary", model, path, "--json")
+    assert main(["summary", str(model), str(path)]) == 0
+    assert "Dep. Variable:                   label" in capsys.readouterr().out
     design = pd.get_dummies(frame[[*FEATURES, "color"]], columns=["color"], drop_first=True)
     design = design.astype(float)
-    api = SoftmaxRegression(penalty=None).fit(design, frame["y"]).inference(design, frame["y"])
+    y = frame["label"]
+    api = SoftmaxRegression(penalty=None).fit(design, y).inference(design, y)
     np.testing.assert_allclose(
         [r["coef"] for r in rows], api.to_frame()["coef"].to_numpy(), rtol=1e-6, atol=1e-8
     )
@@ -156,6 +160,16 @@ def test_unpenalised_fits_code_categories_against_their_first_level(capsys, tmp_
     assert len(capsys.readouterr().out.splitlines()) == len(frame) + 1
     penalised = tmp_path / "l2.softmaxreg"
     report = _json(
-        capsys, "-q", "fit", path, "--target", "y", "--exclude", *drop, "--json", "-o", penalised
+        capsys,
+        "-q",
+        "fit",
+        path,
+        "--target",
+        "label",
+        "--exclude",
+        *drop,
+        "--json",
+        "-o",
+        penalised,
     )
     assert report["n_features"] == len(FEATURES) + 3

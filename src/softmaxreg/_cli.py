@@ -16,6 +16,7 @@ import argparse
 import sys
 import traceback
 import warnings
+from pathlib import Path
 
 __all__ = ["build_parser", "estimator_kwargs", "fit_kwargs", "main"]
 
@@ -433,15 +434,20 @@ def _check_usage(args) -> None:
         raise UsageError(f"--kind {args.kind} needs a DATA file")
     if args.command == "fit" and args.target is not None and args.target_columns:
         raise UsageError("give --target (labels) or --target-columns (targets), not both")
-    if args.command == "fit" and args.target is None and not args.target_columns:
+    if args.command == "fit":
         from ._io import DataError, detect_format
 
         try:
             fmt = detect_format(args.data, args.format)
         except DataError:
             fmt = None  # reported as a data error when the file is read
-        if fmt in ("csv", "parquet"):
+        if fmt in ("csv", "parquet") and args.target is None and not args.target_columns:
             raise UsageError("--target COL is required for CSV and Parquet data")
+        if fmt == "libsvm" and args.target is not None:
+            raise UsageError("--target does not apply to LIBSVM data (the label starts each line)")
+    output = getattr(args, "output", None)
+    if args.command in ("fit", "predict") and output and not Path(output).parent.is_dir():
+        raise UsageError(f"-o {output}: there is no directory {str(Path(output).parent)!r}")
     if args.command == "fit" and args.resume and not args.checkpoint:
         raise UsageError("--resume needs --checkpoint PATH")
     if args.command == "fit":  # option values and their combinations, before any data is read

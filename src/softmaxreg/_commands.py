@@ -168,6 +168,8 @@ def cmd_fit(args) -> int:
 # -- predict ---------------------------------------------------------------------------------
 def load_cli_model(path):
     """A model file and the :class:`DataSpec` that encodes data files for it."""
+    if not Path(path).is_file():
+        raise DataError(f"{str(path)!r}: no such model file")
     model = load_model(path)
     meta = getattr(model, "model_metadata_", None) or {}
     if SPEC_KEY in meta:
@@ -305,7 +307,7 @@ def cmd_summary(args) -> int:
     if args.json:
         _json(_records(results.to_frame()))
     else:
-        print(results.summary())
+        print(results.summary(yname=str(args.target or data.spec.target or "y")))
     return 0
 
 
