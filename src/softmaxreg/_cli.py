@@ -283,7 +283,9 @@ def _add_predict_like(subparsers, common):
     p.add_argument("model", help="model file written by `softmaxreg fit`")
     p.add_argument("data", help="data file with the model's feature columns")
     p.add_argument(
-        "-o", "--output", help="output file, .csv, .csv.gz or .parquet (default: CSV on stdout)"
+        "-o",
+        "--output",
+        help="output file, .csv (or .txt), .csv.gz or .parquet (default: CSV on stdout)",
     )
     p.add_argument("--proba", action="store_true", help="add one probability column per class")
     p.add_argument("--id", metavar="COL", help="copy this column into the output")
