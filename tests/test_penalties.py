@@ -5,10 +5,11 @@ import warnings
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from sklearn.datasets import load_iris, make_classification
 from sklearn.linear_model import LogisticRegression
 
-from softmaxreg import SoftmaxRegression
+from softmaxreg import ConvergenceWarning, SoftmaxRegression
 from softmaxreg._objective import Objective
 from softmaxreg._path import build_problem
 from softmaxreg._proximal import NonSmoothPenalty, split_penalty
@@ -204,7 +205,6 @@ def test_l1_ratio_without_a_mixing_penalty_warns_that_it_is_ignored():
 
 
 def test_float32_and_sparse():
-    import scipy.sparse as sp
 
     a = SoftmaxRegression(C=0.3, penalty="l1", tol=1e-8).fit(X_IRIS, Y_IRIS)
     b = SoftmaxRegression(C=0.3, penalty="l1", tol=1e-8).fit(sp.csr_matrix(X_IRIS), Y_IRIS)
@@ -236,3 +236,27 @@ def test_working_sets_reach_the_same_certified_optimum(penalty):
     ws = solve_working_set(obj, ns, np.zeros(obj.n_coef), tol=1e-9, max_iter=100)
     pn = solve_penalised("prox-newton", obj, np.zeros(obj.n_coef), ns, tol=1e-9, max_iter=100)
     assert ws.converged and ws.loss == pytest.approx(pn.loss, rel=1e-10)
+
+
+@pytest.mark.parametrize(
+    "penalty, extra", [("l1", {}), ("elasticnet", {"l1_ratio": 0.9}), ("group", {})]
+)
+def test_working_sets_fit_the_intercepts_when_every_feature_is_zero(penalty, extra):
+    """Wide data (working sets) and a penalty strong enough to zero every feature: the fit
+    is the intercept-only model (probabilities = class frequencies), not the start at zero
+    reported as converged (the intercepts' residual was not checked)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 1000))
+    y = rng.choice(3, 200, p=[0.7, 0.2, 0.1])
+    model = SoftmaxRegression(penalty=penalty, C=0.001, **extra).fit(X, y)
+    assert model.result_.solver == "working-set" and model.result_.converged
+    assert not model.coef_.any()
+    np.testing.assert_allclose(model.predict_proba(X[:3]), [np.bincount(y) / 200] * 3, atol=1e-7)
+
+
+def test_working_sets_keep_to_max_iter():
+    X = sp.random(500, 20_000, density=2e-3, format="csr", random_state=0)
+    y = np.random.default_rng(0).choice(4, 500)
+    with pytest.warns(ConvergenceWarning):
+        model = SoftmaxRegression(penalty="l1", C=1.0, max_iter=3).fit(X, y)
+    assert model.result_.solver == "working-set" and model.n_iter_[0] <= 3
