@@ -290,6 +290,8 @@ def test_bad_input_is_a_clear_value_error(case):
         (dict(penalty="lasso"), "penalty must be"),
         (dict(max_iter=0), "max_iter must be"),
         (dict(tol=-1.0), "tol must be"),
+        (dict(class_weight={0: -1.0}), "class_weight values must be finite and non-negative"),
+        (dict(class_weight={0: np.nan}), "class_weight values must be finite and non-negative"),
     ],
 )
 def test_bad_parameters(params, message):

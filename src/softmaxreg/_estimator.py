@@ -320,6 +320,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             cw = compute_class_weight(
                 self.class_weight, classes=self.classes_, y=self.classes_[codes]
             )
+            if np.any(cw < 0) or not np.all(np.isfinite(cw)):  # as for target matrices
+                raise ValueError("class_weight values must be finite and non-negative.")
             sw = sw * cw[codes].astype(X.dtype)
         if not np.any(sw > 0):
             raise ValueError("All sample weights are zero: there is nothing to fit.")
