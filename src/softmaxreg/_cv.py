@@ -29,7 +29,7 @@ from sklearn.utils.validation import validate_data
 from ._basis import make_basis
 from ._cv_newton import blas_one_thread, fits_kronecker, newton_ridge, ridge_path
 from ._cv_stack import FoldStack
-from ._estimator import SoftmaxRegression, _check_magnitude, _check_missing_labels
+from ._estimator import SoftmaxRegression, _check_magnitude, refuse_missing_labels
 from ._exceptions import ConvergenceWarning
 from ._external import warn_not_converged
 from ._path import build_problem, regularization_path
@@ -260,8 +260,7 @@ class SoftmaxRegressionCV(SoftmaxRegression):
         probe = self._single(float(Cs[0]), ratios[0])
         probe._check_params()
         self._check_path_tol()
-        if isinstance(y, (list, np.ndarray)) and np.asarray(y).dtype == object:
-            _check_missing_labels(np.asarray(y).ravel().tolist())  # as SoftmaxRegression.fit
+        refuse_missing_labels(y)  # as SoftmaxRegression.fit
         X, y = validate_data(self, X, y, accept_sparse=["csr", "csc", "coo"], dtype=_FLOATS)
         if sp.issparse(X):
             X = X.tocsr()

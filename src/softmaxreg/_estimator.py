@@ -111,12 +111,28 @@ def _check_magnitude(X) -> None:
 
 def _check_missing_labels(values) -> None:
     """A clear error for ``None``/NaN among labels held as Python objects."""
-    missing = [i for i, v in enumerate(values) if v is None or (isinstance(v, float) and v != v)]
+    missing = [i for i, v in enumerate(values) if v is None or _is_na(v)]
     if missing:
         raise ValueError(
             f"y has {len(missing)} missing label(s) (None or NaN), first at row {missing[0]}; "
             "drop those rows or give them a label."
         )
+
+
+def refuse_missing_labels(y) -> None:
+    """A clear error for missing labels in a list, an object array or a pandas column (whose
+    extension arrays hold ``pandas.NA`` as objects), before scikit-learn's validation."""
+    if isinstance(y, list) or getattr(y, "dtype", None) is not None:
+        labels = np.asarray(y)
+        if labels.dtype == object:
+            _check_missing_labels(labels.ravel().tolist())
+
+
+def _is_na(v) -> bool:
+    """NaN, or a missing-value marker such as ``pandas.NA`` (whose truth value is undefined)."""
+    if isinstance(v, float):
+        return v != v
+    return type(v).__name__ in ("NAType", "NaTType")
 
 
 def _mixed_labels(y):
@@ -449,8 +465,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
                     "classes= names the columns of a target matrix y; "
                     "with 1-D labels the classes are np.unique(y)."
                 )
-            if isinstance(y, (list, np.ndarray)) and np.asarray(y).dtype == object:
-                _check_missing_labels(np.asarray(y).ravel().tolist())
+            refuse_missing_labels(y)
             X, y = _validate_data(self, X, y, accept_sparse=["csr", "csc", "coo"], dtype=_FLOATS)
             self.classes_, codes = self._encode_labels(y)
             sw = self._weights(X, codes, sample_weight)

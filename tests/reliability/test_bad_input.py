@@ -53,6 +53,10 @@ FIT_ERRORS = {
         lambda: (X, np.array([1.0, np.nan, 2.0], dtype=object)[Y]),
         "missing label",
     ),
+    "pandas NA among pyarrow string labels": (
+        lambda: (X, pd.Series(np.array(["a", "b", None], dtype=object)[Y], dtype="string")),
+        "missing label",
+    ),
     "2-D y of strings": (lambda: (X, np.array([["a", "b"]] * 60)), "1-D array"),
     "continuous y, few values": (lambda: (X, Y + 0.25), "Unknown label type"),
     "sparse X with NaN": (lambda: (sp.csr_matrix(np.where(X > 1, np.nan, 0.0)), Y), "NaN"),
