@@ -119,8 +119,9 @@ def test_binary_and_bad_parameters():
     yb = (Y > 0).astype(int)
     model = SoftmaxRegressionCV(Cs=[0.1, 1.0], cv=3).fit(X, yb)
     assert model.coef_.shape == (1, 8) and model.coefs_paths_.shape == (3, 1, 2, 1, 9)
-    with pytest.raises(ValueError, match="Cs must"):
-        SoftmaxRegressionCV(Cs=[-1.0]).fit(X, Y)
+    for Cs in ([-1.0], 2.5, 0, True):
+        with pytest.raises(ValueError, match="Cs must"):
+            SoftmaxRegressionCV(Cs=Cs).fit(X, Y)
     with pytest.raises(ValueError, match="penalty=None"):
         SoftmaxRegressionCV(penalty=None).fit(X, Y)
     assert "Cs" in SoftmaxRegressionCV().get_params()
@@ -364,3 +365,17 @@ def test_secant_predictor_starts_closer_and_keeps_the_path():
         assert all(r.converged for r in results)
         for j in range(Cs.size):
             np.testing.assert_allclose(coefs[j], to_estimator(stack, exact[j].coef), atol=1e-6)
+
+
+def test_groups_reach_a_group_aware_splitter():
+    """fit(..., groups=g) with cv=GroupKFold equals the same folds given as a list."""
+    from sklearn.model_selection import GroupKFold
+
+    groups = np.arange(len(Y)) % 10
+    splitter = GroupKFold(3)
+    by_groups = SoftmaxRegressionCV(Cs=4, cv=splitter).fit(X, Y, groups=groups)
+    folds = list(splitter.split(X, Y, groups))
+    assert all(not set(groups[tr]) & set(groups[te]) for tr, te in folds)
+    listed = SoftmaxRegressionCV(Cs=4, cv=folds).fit(X, Y)
+    np.testing.assert_array_equal(by_groups.scores_, listed.scores_)
+    assert by_groups.C_ == listed.C_

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from numbers import Integral
 
 import numpy as np
 import scipy.sparse as sp
@@ -235,6 +236,9 @@ class SoftmaxRegressionCV(SoftmaxRegression):
     def _grids(self):
         if self.penalty is None:
             raise ValueError("SoftmaxRegressionCV tunes a penalty: penalty=None has none.")
+        integer = isinstance(self.Cs, Integral) and not isinstance(self.Cs, bool)
+        if np.isscalar(self.Cs) and not (integer and self.Cs >= 1):
+            raise ValueError(f"Cs must be a positive integer or positive values, got {self.Cs!r}.")
         Cs = np.logspace(-4, 4, self.Cs) if np.isscalar(self.Cs) else np.asarray(self.Cs, float)
         if Cs.ndim != 1 or Cs.size == 0 or not np.all(np.isfinite(Cs)) or np.any(Cs <= 0):
             raise ValueError(f"Cs must be a positive integer or positive values, got {self.Cs!r}.")
@@ -243,7 +247,7 @@ class SoftmaxRegressionCV(SoftmaxRegression):
             raise ValueError("l1_ratios must not be empty.")
         return Cs, ratios
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, groups=None):
         """Cross-validate the grid, then refit on all data.
 
         Parameters
@@ -251,6 +255,9 @@ class SoftmaxRegressionCV(SoftmaxRegression):
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
         y : array-like of shape (n_samples,)
         sample_weight : array-like of shape (n_samples,), optional
+        groups : array-like of shape (n_samples,), optional
+            Group labels for a group-aware ``cv`` splitter (e.g. ``GroupKFold``), passed to
+            its ``split``.
 
         Returns
         -------
@@ -268,7 +275,7 @@ class SoftmaxRegressionCV(SoftmaxRegression):
         classes, codes = probe._encode_labels(y)
         probe.classes_ = classes
         sw = probe._weights(X, codes, sample_weight)
-        folds = list(check_cv(self.cv, y, classifier=True).split(X, y))
+        folds = list(check_cv(self.cv, y, classifier=True).split(X, y, groups))
         self._unconverged = []
         runs, kron = self._paths(X, codes, sw, classes, folds, Cs, ratios)
         self.Cs_, self.l1_ratios_ = Cs, np.array(ratios, dtype=object if None in ratios else float)
