@@ -290,6 +290,9 @@ def test_bad_input_is_a_clear_value_error(case):
         (dict(penalty="lasso"), "penalty must be"),
         (dict(max_iter=0), "max_iter must be"),
         (dict(tol=-1.0), "tol must be"),
+        (dict(C=True), "C must be"),
+        (dict(max_iter=True), "max_iter must be"),
+        (dict(fit_intercept="no"), "fit_intercept must be"),
         (dict(class_weight={0: -1.0}), "class_weight values must be finite and non-negative"),
         (dict(class_weight={0: np.nan}), "class_weight values must be finite and non-negative"),
     ],
@@ -380,3 +383,12 @@ def test_memory_layouts_and_sparse_formats_give_the_same_fit():
         model = SoftmaxRegression(**TIGHT).fit(Xv, y)
         np.testing.assert_allclose(model.coef_, ref.coef_, atol=1e-8)
         np.testing.assert_allclose(model.predict_proba(Xv), ref.predict_proba(X), atol=1e-9)
+
+
+def test_penalty_factor_without_a_penalty_warns_and_a_scalar_offset_is_refused():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(200, 4)), rng.integers(0, 3, 200)
+    with pytest.warns(UserWarning, match="penalty_factor"):
+        SoftmaxRegression(penalty=None, penalty_factor=[1, 1, 1, 0]).fit(X, y)
+    with pytest.raises(ValueError, match="offset must be an array"):
+        SoftmaxRegression().fit(IRIS_X, IRIS_Y, offset=1.0)

@@ -119,6 +119,11 @@ def _check_missing_labels(values) -> None:
         )
 
 
+def _not_number(value, kind) -> bool:
+    """Whether ``value`` is not a number of ``kind`` (``bool`` is not a number here)."""
+    return not isinstance(value, kind) or isinstance(value, (bool, np.bool_))
+
+
 def refuse_missing_labels(y) -> None:
     """A clear error for missing labels in a list, an object array or a pandas column (whose
     extension arrays hold ``pandas.NA`` as objects), before scikit-learn's validation."""
@@ -272,12 +277,14 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     def _check_params(self):
         if self.penalty not in PENALTIES:
             raise ValueError(f"penalty must be one of {list(PENALTIES)}, got {self.penalty!r}.")
-        if not isinstance(self.C, Real) or not self.C > 0 or not np.isfinite(self.C):
+        if _not_number(self.C, Real) or not self.C > 0 or not np.isfinite(self.C):
             raise ValueError(f"C must be a positive finite number, got {self.C!r}.")
-        if not isinstance(self.tol, Real) or not self.tol >= 0:
+        if _not_number(self.tol, Real) or not self.tol >= 0:
             raise ValueError(f"tol must be a non-negative number, got {self.tol!r}.")
-        if not isinstance(self.max_iter, Integral) or self.max_iter < 1:
+        if _not_number(self.max_iter, Integral) or self.max_iter < 1:
             raise ValueError(f"max_iter must be a positive integer, got {self.max_iter!r}.")
+        if not isinstance(self.fit_intercept, (bool, np.bool_)):
+            raise ValueError(f"fit_intercept must be True or False, got {self.fit_intercept!r}.")
         known = {**SOLVERS, **PROX_SOLVERS, **STOCHASTIC_SOLVERS}
         if self.solver != "auto" and self.solver not in known:
             raise ValueError(f"solver must be one of {['auto', *known]}, got {self.solver!r}.")
@@ -299,6 +306,12 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             warnings.warn(
                 f"l1_ratio is only used with penalty='elasticnet' or 'group'; with "
                 f"penalty={self.penalty!r} it is ignored.",
+                UserWarning,
+                stacklevel=3,
+            )
+        if self.penalty_factor is not None and self.penalty is None:
+            warnings.warn(
+                "penalty_factor scales the penalty; with penalty=None it is ignored.",
                 UserWarning,
                 stacklevel=3,
             )

@@ -184,6 +184,11 @@ def validate_offset(offset, n_samples: int, n_classes: int, dtype) -> np.ndarray
     """
     if offset is None:
         return None
+    if np.ndim(offset) == 0:
+        raise ValueError(
+            f"offset must be an array of shape (n_samples, n_classes) (or (n_samples,) for "
+            f"two classes), got the scalar {offset!r}."
+        )
     O = check_array(offset, dtype=np.float64, ensure_2d=False, input_name="offset")
     if O.ndim == 1 and n_classes == 2 and O.shape[0] == n_samples:
         O = np.column_stack([np.zeros_like(O), O])
