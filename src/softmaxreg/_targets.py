@@ -127,7 +127,8 @@ def validate_targets(Y, n_samples: int, classes, dtype) -> tuple[np.ndarray, np.
         raise ValueError(
             f"{zero.size} row(s) of the target matrix y are all zero (first: row {zero[0]}): "
             "each row needs a positive total. Drop those rows (a zero row carries no "
-            "information) or give them sample_weight 0 with a valid target row."
+            "information) or give them sample_weight 0 with a valid target row. (A 2-D y is "
+            "read as one column of probabilities or counts per class; labels go in a 1-D y.)"
         )
     return classes, T.astype(dtype, copy=False)
 
