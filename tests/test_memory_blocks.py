@@ -354,4 +354,4 @@ def test_shared_blocks_of_unsorted_data_with_duplicates_are_not_taken_for_canoni
     X.has_canonical_format = False
     block = sources._csr_rows(X, slice(0, 1))
     assert not block.has_canonical_format
-    np.testing.assert_array_equal(kernel._squared(block).toarray(), [[0.0, 0.0, 9.0]])
+    np.testing.assert_array_equal(kernel.squared(block).toarray(), [[0.0, 0.0, 9.0]])

@@ -82,7 +82,10 @@ def detect_format(path, fmt: str | None = None) -> str:
             raise DataError(f"unknown format {fmt!r}; use csv, parquet or libsvm")
         return fmt
     if Path(path).is_dir():  # a directory of data files: their common format
-        found = {detect_format(f) for f in Path(path).rglob("*") if _is_data_file(f)}
+        names = [f.name.lower() for f in Path(path).rglob("*") if f.is_file()]
+        found = {
+            fmt for fmt in ("csv", "parquet") if any(n.endswith(_suffixes(fmt)) for n in names)
+        }
         if len(found) == 1:
             return found.pop()
         raise DataError(
@@ -104,17 +107,23 @@ def detect_format(path, fmt: str | None = None) -> str:
     )
 
 
-def _is_data_file(path: Path) -> bool:
-    name = path.name.lower().removesuffix(".gz")
-    return path.is_file() and name.endswith((".csv", *_PARQUET_EXTS, *_LIBSVM_EXTS))
+def _suffixes(fmt: str) -> tuple[str, ...]:
+    """The file names a directory's ``fmt`` files end with: those the streamed sources take,
+    so that a directory holds the same rows in memory and streamed."""
+    from ._stream import CSVSource, ParquetSource
+
+    return (ParquetSource if fmt == "parquet" else CSVSource)._suffixes
 
 
 def _directory_files(path: Path, fmt: str) -> list[Path]:
-    """The ``fmt`` files under the directory ``path``, searched recursively, in sorted order."""
-    files = sorted(f for f in path.rglob("*") if _is_data_file(f) and detect_format(f) == fmt)
-    if not files:
-        raise DataError(f"the directory {str(path)!r} holds no {fmt} files")
-    return files
+    """The ``fmt`` files under the directory ``path``, searched recursively, in sorted order
+    (the streamed sources' own listing)."""
+    from ._stream import _list_files
+
+    try:
+        return _list_files(path, _suffixes(fmt))
+    except FileNotFoundError as exc:
+        raise DataError(str(exc)) from None
 
 
 def _check_exists(path) -> Path:
